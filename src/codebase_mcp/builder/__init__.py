@@ -1,0 +1,1 @@
+"""The reproducible image builder: definitions → lock → store → images."""

@@ -1,0 +1,40 @@
+"""What the rest of the project (pod, tests, publish) uses from the builder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from codebase_mcp.errors import ConfigError
+
+
+def repo_root(start: Path | None = None) -> Path:
+    """The project checkout: $CODEBASE_MCP_ROOT, or the nearest parent with images/ and pyproject."""
+    env = os.environ.get("CODEBASE_MCP_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "images").is_dir() and (candidate / "pyproject.toml").is_file():
+            return candidate
+    source = Path(__file__).resolve().parents[3]
+    if (source / "images").is_dir():
+        return source
+    raise ConfigError(
+        "not inside a codebase-mcp checkout (no images/ and pyproject.toml found)",
+        hint="run from the repository, or set CODEBASE_MCP_ROOT to it",
+    )
+
+
+def image_ref(name: str, root: Path | None = None) -> str:
+    """``localhost/codebase-mcp-<name>:<input-hash>`` without building anything."""
+    from codebase_mcp.builder.build import Builder
+
+    return Builder.create(root or repo_root()).plan(name)[2].ref
+
+
+def build(names: list[str], root: Path | None = None) -> list[object]:
+    """Build (or find cached) images; returns BuildResult objects."""
+    from codebase_mcp.builder.build import Builder
+
+    return list(Builder.create(root or repo_root()).build(names))

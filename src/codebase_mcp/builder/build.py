@@ -1,0 +1,311 @@
+"""Run planned builds: fetch → root filesystem → context → buildah. The thin outer layer."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from codebase_mcp import __version__, ui
+from codebase_mcp.builder import debian, plan
+from codebase_mcp.builder.definitions import (
+    ImageDefinition,
+    canonical_json,
+    images_dir,
+    load_definition,
+    load_pyproject,
+    sha256_text,
+)
+from codebase_mcp.builder.lockfile import ImageLock, Lock, check_fresh, load_lock
+from codebase_mcp.builder.project import files_digest, project_files, wheel_argv
+from codebase_mcp.builder.store import Store, Wanted, default_store
+from codebase_mcp.errors import BuildError, DefinitionError
+from codebase_mcp.proc import Runner
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    name: str
+    ref: str
+    image_id: str
+    digest: str
+    input_hash: str
+    cached: bool
+    size_bytes: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class Builder:
+    root: Path
+    store: Store
+    runner: Runner
+    storage_args: tuple[str, ...] = ()  # e.g. ("--root", X, "--runroot", Y) for `verify`
+    no_cache: bool = False
+
+    @classmethod
+    def create(cls, root: Path, store: Path | None = None, runner: Runner | None = None) -> Builder:
+        return cls(root=root, store=Store(store or default_store()), runner=runner or Runner())
+
+    # --- planning ----------------------------------------------------------------
+    def plan(self, name: str, lock: Lock | None = None) -> tuple[ImageDefinition, ImageLock, plan.ImagePlan]:
+        definition = load_definition(self.root, name)
+        lock = lock or load_lock(self.root)
+        entry = check_fresh(lock, definition, load_pyproject(self.root))
+        epoch = lock.source_date_epoch
+        image_dir = images_dir(self.root) / name
+        python_ctx = self._python_context(definition, entry)
+        containerfile = plan.render_containerfile(
+            definition, image_dir, plan.template_variables(definition, entry, epoch, python_ctx)
+        )
+        project_digest = None
+        if definition.project is not None:
+            project_digest = files_digest(
+                self.root, project_files(self.root, definition.project.files)
+            )
+        digest = plan.input_hash(
+            definition=definition,
+            containerfile=containerfile,
+            entry=entry,
+            epoch=epoch,
+            project_digest=project_digest,
+            context_digest=files_digest(image_dir, self._context_files(definition, image_dir)),
+        )
+        image_plan = plan.ImagePlan(
+            name=name,
+            ref=plan.image_ref(name, digest),
+            input_hash=digest,
+            containerfile=containerfile,
+            labels=plan.oci_labels(definition, digest, epoch),
+        )
+        return definition, entry, image_plan
+
+    def _python_context(
+        self, definition: ImageDefinition, entry: ImageLock
+    ) -> plan.PythonContext | None:
+        if definition.python is None:
+            return None
+        if entry.python is None or not entry.python.tools:
+            raise DefinitionError(f"the lock for '{definition.name}' has no Python section")
+        app = (
+            f"app/codebase_mcp-{__version__}-py3-none-any.whl"
+            if definition.project is not None
+            else None
+        )
+        return plan.PythonContext(
+            venv=definition.python.venv,
+            pip_wheel=f"python/tools/{entry.python.tools[0].filename}",
+            app_wheel=app,
+        )
+
+    @staticmethod
+    def _context_files(definition: ImageDefinition, image_dir: Path) -> list[Path]:
+        files = []
+        for rel in definition.context_files:
+            if not (image_dir / rel).is_file():
+                raise DefinitionError(
+                    f"image '{definition.name}' lists context file '{rel}', "
+                    f"which is not in {image_dir}"
+                )
+            files.append(Path(rel))
+        return sorted(files)
+
+    # --- running -------------------------------------------------------------------
+    def image_exists(self, ref: str) -> bool:
+        result = self.runner.run(
+            ["podman", *self.storage_args, "image", "exists", ref], check=False
+        )
+        return result.returncode == 0
+
+    def inspect(self, ref: str) -> dict[str, object]:
+        out = self.runner.run(["podman", *self.storage_args, "image", "inspect", ref]).stdout
+        data = json.loads(out)
+        return dict(data[0])
+
+    def build(self, names: list[str], *, force: bool = False) -> list[BuildResult]:
+        lock = load_lock(self.root)
+        results = []
+        for name in names:
+            started = time.monotonic()
+            definition, entry, image_plan = self.plan(name, lock)
+            cached = not force and self.image_exists(image_plan.ref)
+            if cached:
+                ui.info(f"==> {name}: {image_plan.ref} is built (inputs unchanged), skipping")
+            else:
+                self._build_one(definition, entry, image_plan, lock.source_date_epoch)
+            info = self.inspect(image_plan.ref)
+            results.append(
+                BuildResult(
+                    name=name,
+                    ref=image_plan.ref,
+                    image_id=f"sha256:{info['Id']}",
+                    digest=str(info.get("Digest", "")),
+                    input_hash=image_plan.input_hash,
+                    cached=cached,
+                    size_bytes=int(str(info.get("Size", 0))),
+                    seconds=round(time.monotonic() - started, 2),
+                )
+            )
+        return results
+
+    def fetch(self, names: list[str]) -> int:
+        lock = load_lock(self.root)
+        count = 0
+        for name in names:
+            definition = load_definition(self.root, name)
+            entry = check_fresh(lock, definition, load_pyproject(self.root))
+            count += len(self.store.fetch_all(wanted(entry), progress=ui.info))
+        return count
+
+    def _build_one(
+        self, definition: ImageDefinition, entry: ImageLock, image_plan: plan.ImagePlan, epoch: int
+    ) -> None:
+        name = definition.name
+        with ui.step(f"{name}: fetch and verify inputs"):
+            paths = self.store.fetch_all(wanted(entry), progress=ui.info)
+        with ui.step(f"{name}: root filesystem ({len(entry.debian.packages)} Debian packages)"):
+            rootfs = self.rootfs(definition, entry, paths, epoch)
+        tmp_root = self.store.root / "tmp"
+        tmp_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="context-", dir=tmp_root) as tmp:
+            context = Path(tmp)
+            with ui.step(f"{name}: build context"):
+                self._write_context(context, definition, entry, image_plan, paths, rootfs, epoch)
+            with ui.step(f"{name}: buildah bud → {image_plan.ref}"):
+                self.runner.run(
+                    plan.buildah_argv(
+                        image_plan, context, epoch, storage=list(self.storage_args),
+                        no_cache=self.no_cache,
+                    ),
+                    capture=False,
+                    hint="rerun with `codebase-mcp -v image build` to see every command",
+                )
+
+    def rootfs(
+        self, definition: ImageDefinition, entry: ImageLock, paths: dict[str, Path], epoch: int
+    ) -> Path:
+        """The root filesystem tarball, cached in the store by what it is made of."""
+        mode = debian.mode_for_uid(os.getuid())
+        recipe = debian.build_argv(definition.debian, mode, Path("/REPO"), Path("/OUT"), epoch)
+        key = sha256_text(
+            canonical_json({
+                "debs": sorted(p.sha256 for p in entry.debian.packages),
+                # The mode is not part of the key: root and rootless give the same bytes.
+                "recipe": [a for a in recipe if not a.startswith("--mode=")],
+                "epoch": epoch,
+            })
+        )
+        cached = self.store.root / "rootfs" / f"{key}.tar"
+        if cached.is_file():
+            ui.info(f"    cached root filesystem {cached.name}")
+            return cached
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=self.store.root))
+        work.chmod(0o755)  # the unshared user must reach the repository
+        try:
+            repo = work / "repo"
+            scan = debian.write_flat_repo(
+                repo, [(p, paths[p.sha256]) for p in entry.debian.packages]
+            )
+            packages = self.runner.run(scan, cwd=repo).stdout
+            (repo / "Packages").write_text(packages)
+            (repo / "Release").write_text(
+                debian.release_text(definition.debian.suite, packages.encode(), epoch)
+            )
+            out = work / "rootfs.tar"
+            self.runner.run(
+                debian.build_argv(definition.debian, mode, repo, out, epoch),
+                env=debian.build_env(epoch),
+                hint="mmdebstrap failed; as a plain user it needs /etc/subuid and /etc/subgid "
+                "ranges (`codebase-mcp doctor`)",
+            )
+            check_installed(out, entry)
+            out.chmod(0o444)
+            out.replace(cached)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return cached
+
+    def _write_context(
+        self,
+        context: Path,
+        definition: ImageDefinition,
+        entry: ImageLock,
+        image_plan: plan.ImagePlan,
+        paths: dict[str, Path],
+        rootfs: Path,
+        epoch: int,
+    ) -> None:
+        (context / "Containerfile").write_text(image_plan.containerfile)
+        link(rootfs, context / "rootfs.tar")
+        image_dir = images_dir(self.root) / definition.name
+        for rel in definition.context_files:
+            target = context / "files" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(image_dir / rel, target)
+        if entry.python is not None:
+            wheels_dir = context / "python" / "wheels"
+            tools_dir = context / "python" / "tools"
+            wheels_dir.mkdir(parents=True)
+            tools_dir.mkdir(parents=True)
+            installed = [*entry.python.wheels, *entry.python.no_deps]
+            for w in installed:
+                link(paths[w.sha256], wheels_dir / w.filename)
+            for w in entry.python.tools:
+                link(paths[w.sha256], tools_dir / w.filename)
+            (context / "python" / "requirements.txt").write_text(plan.requirements_text(installed))
+        if definition.project is not None:
+            app = context / "app"
+            app.mkdir()
+            self.runner.run(
+                wheel_argv(sys.executable, app),
+                cwd=self.root,
+                env={"SOURCE_DATE_EPOCH": str(epoch)},
+                hint="building the project wheel failed; is hatchling installed (`make venv`)?",
+            )
+
+
+def wanted(entry: ImageLock) -> list[Wanted]:
+    items = [
+        Wanted(f"Debian package {p.name} {p.version}", p.sha256, (p.url, p.snapshot_url))
+        for p in entry.debian.packages
+    ]
+    if entry.python is not None:
+        for w in [*entry.python.wheels, *entry.python.no_deps, *entry.python.tools]:
+            items.append(Wanted(f"wheel {w.filename}", w.sha256, (w.url,)))
+    return items
+
+
+def link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def check_installed(rootfs_tar: Path, entry: ImageLock) -> None:
+    """The packages dpkg installed must be exactly the locked ones."""
+    with tarfile.open(rootfs_tar) as tar:
+        member = tar.extractfile("./var/lib/dpkg/status")
+        if member is None:
+            raise BuildError(f"{rootfs_tar} has no dpkg status")
+        status = member.read().decode()
+    installed = set(debian.installed_packages(status))
+    locked = {(p.name, p.version, p.arch) for p in entry.debian.packages}
+    if installed != locked:
+        extra = sorted(installed - locked)[:5]
+        missing = sorted(locked - installed)[:5]
+        raise BuildError(
+            f"the root filesystem's packages differ from the lock (extra: {extra}, "
+            f"missing: {missing})",
+            hint="run `codebase-mcp image lock` again and commit build/lock.json",
+        )

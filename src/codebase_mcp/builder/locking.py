@@ -1,0 +1,146 @@
+"""``image lock``: resolve every input of every image and write build/lock.json.
+
+The only part of the builder that talks to package indexes: apt (through
+mmdebstrap) for Debian packages, pip for wheels.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from codebase_mcp import ui
+from codebase_mcp.builder import debian, pyresolve
+from codebase_mcp.builder.definitions import ImageDefinition, load_definitions, load_pyproject
+from codebase_mcp.builder.lockfile import (
+    ImageLock,
+    Lock,
+    LockedWheel,
+    PythonLock,
+    load_lock,
+    lock_path,
+    write_lock,
+)
+from codebase_mcp.errors import CommandFailed, LockError
+from codebase_mcp.proc import Runner
+
+# pip itself is mounted into Python images at build time to install the wheels.
+PIP_REQUIREMENT = "pip"
+
+
+def lock_images(
+    root: Path, names: list[str] | None = None, *, update: list[str] | None = None,
+    runner: Runner | None = None,
+) -> tuple[Path, list[str]]:
+    """Resolve the named images (default: all, or those holding an ``update`` package)."""
+    runner = runner or Runner()
+    definitions = load_definitions(root)
+    previous = load_lock(root) if lock_path(root).is_file() else None
+    chosen = select(definitions, names, update, previous)
+    pyproject = load_pyproject(root)
+    images = dict(previous.images) if previous else {}
+    epochs = [previous.source_date_epoch] if previous else []
+    for definition in chosen:
+        with ui.step(f"{definition.name}: resolve Debian packages ({definition.debian.suite})"):
+            deb_lock, epoch = resolve_debian(definition, runner)
+        python_lock = None
+        if definition.python is not None:
+            with ui.step(f"{definition.name}: resolve Python wheels (Python "
+                         f"{definition.python.version})"):
+                python_lock = resolve_python(definition, pyproject, runner)
+        images[definition.name] = ImageLock(
+            resolved_from=definition.resolution_inputs(pyproject),
+            debian=deb_lock,
+            python=python_lock,
+        )
+        epochs.append(epoch)
+    known = {d.name for d in definitions}
+    images = {k: v for k, v in sorted(images.items()) if k in known}
+    lock = Lock(source_date_epoch=max(epochs), images=images)
+    return write_lock(root, lock), [d.name for d in chosen]
+
+
+def select(
+    definitions: list[ImageDefinition], names: list[str] | None, update: list[str] | None,
+    previous: Lock | None,
+) -> list[ImageDefinition]:
+    by_name = {d.name: d for d in definitions}
+    if names:
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            from codebase_mcp.errors import UnknownImage
+
+            raise UnknownImage(
+                f"no image named {', '.join(missing)}", hint=f"images: {', '.join(by_name)}"
+            )
+        return [by_name[n] for n in names]
+    if update:
+        if previous is None:
+            raise LockError("--update needs an existing lock", hint="run `codebase-mcp image lock`")
+        wanted = {pyresolve.canonical_name(u) for u in update}
+        chosen = []
+        for name, entry in previous.images.items():
+            held = {p.name for p in entry.debian.packages}
+            if entry.python is not None:
+                held |= {w.name for w in [*entry.python.wheels, *entry.python.no_deps]}
+            if wanted & {pyresolve.canonical_name(h) for h in held} and name in by_name:
+                chosen.append(by_name[name])
+        if not chosen:
+            raise LockError(
+                f"no locked image contains {', '.join(update)}",
+                hint="name a Debian package or Python distribution from build/lock.json",
+            )
+        return chosen
+    return definitions
+
+
+def resolve_debian(definition: ImageDefinition, runner: Runner) -> tuple[debian.DebianLock, int]:
+    capture_dir = Path(tempfile.mkdtemp(prefix="codebase-mcp-lock-"))
+    capture_dir.chmod(0o777)  # written by the (possibly unshared) mmdebstrap hook
+    try:
+        argv = debian.lock_argv(
+            definition.debian, debian.mode_for_uid(os.getuid()), debian.Capture(capture_dir)
+        )
+        try:
+            runner.run(argv, env={"LC_ALL": "C.UTF-8"})
+        except CommandFailed as exc:
+            raise LockError(
+                f"resolving Debian packages for '{definition.name}' failed: {exc.message}",
+                hint=f"check that {definition.debian.mirror} is reachable and that every package "
+                f"exists in {definition.debian.suite}; build/lock.json was not changed",
+            ) from exc
+        return debian.resolve_from_capture(definition.debian, debian.Capture(capture_dir))
+    finally:
+        shutil.rmtree(capture_dir, ignore_errors=True)
+
+
+def resolve_python(
+    definition: ImageDefinition, pyproject: dict[str, object], runner: Runner
+) -> PythonLock:
+    assert definition.python is not None
+    py = definition.python
+    target = pyresolve.Target(python_version=py.version, platform=py.platform)
+    reqs = definition.resolution_inputs(pyproject)["python"]["requirements"]
+    try:
+        wheels = pyresolve.resolve(reqs, target, python=sys.executable, runner=runner)
+        no_deps = pyresolve.resolve(py.no_deps, target, no_deps=True, runner=runner)
+        tools = pyresolve.resolve([PIP_REQUIREMENT], target, no_deps=True, runner=runner)
+    except CommandFailed as exc:
+        raise LockError(
+            f"resolving Python wheels for '{definition.name}' failed: {exc.message}",
+            hint=exc.hint,
+        ) from exc
+
+    def as_locked(items: list[pyresolve.Wheel]) -> list[LockedWheel]:
+        return [LockedWheel(**w.as_dict()) for w in items]
+
+    return PythonLock(
+        version=py.version,
+        platform=py.platform,
+        wheels=as_locked(wheels),
+        no_deps=as_locked(no_deps),
+        tools=as_locked(tools),
+    )

@@ -1,0 +1,151 @@
+"""The content-addressed store: every fetched input lives at ``sha256/<hex>``.
+
+Downloads go to a temporary file in the store, are hashed while written, and
+are renamed into place only when the hash matches the lock: an interrupted or
+corrupt download (disk full, tampered mirror) never leaves a store entry.
+Entries are re-verified before every build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from codebase_mcp.errors import FetchError, HashMismatch
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One input to fetch: a label for messages, its sha256 and where to get it."""
+
+    label: str
+    sha256: str
+    urls: tuple[str, ...]
+
+
+def default_store() -> Path:
+    env = os.environ.get("CODEBASE_MCP_STORE")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "codebase-mcp" / "store"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Store:
+    root: Path
+
+    def path(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256
+
+    def has(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def verify(self, item: Wanted) -> Path:
+        """The entry's path after re-hashing it; HashMismatch if it was altered."""
+        path = self.path(item.sha256)
+        actual = file_sha256(path)
+        if actual != item.sha256:
+            raise HashMismatch(
+                f"store entry for {item.label} is corrupt: expected sha256 {item.sha256}, "
+                f"found {actual} ({path})",
+                hint=f"delete {path} and run `codebase-mcp image fetch` again",
+            )
+        return path
+
+    def fetch(self, item: Wanted, opener: Callable[[str], object] | None = None) -> Path:
+        if self.has(item.sha256):
+            return self.path(item.sha256)
+        errors = []
+        for url in item.urls:
+            try:
+                return self._download(item, url, opener)
+            except HashMismatch:
+                raise
+            except (OSError, urllib.error.URLError, ValueError) as exc:
+                errors.append(f"{url}: {exc}")
+        raise FetchError(
+            f"could not download {item.label}:\n  " + "\n  ".join(errors),
+            hint="check the network to the mirror / PyPI, or that the lock's URLs still exist "
+            "(Debian packages fall back to snapshot.debian.org)",
+        )
+
+    def _download(self, item: Wanted, url: str, opener: Callable[[str], object] | None) -> Path:
+        target = self.path(item.sha256)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        fd, tmp_name = tempfile.mkstemp(prefix=".partial-", dir=target.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                response = (opener or _open)(url)
+                with response as src:  # type: ignore[attr-defined]
+                    while block := src.read(CHUNK):
+                        digest.update(block)
+                        out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+            actual = digest.hexdigest()
+            if actual != item.sha256:
+                raise HashMismatch(
+                    f"{item.label} from {url} has sha256 {actual}, but the lock pins "
+                    f"{item.sha256}",
+                    hint="the file changed upstream or was tampered with; nothing was stored. "
+                    "If the change is expected, run `codebase-mcp image lock` again",
+                )
+            tmp.chmod(0o444)
+            tmp.replace(target)
+            return target
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def fetch_all(
+        self,
+        items: Iterable[Wanted],
+        *,
+        progress: Callable[[str], None] | None = None,
+        workers: int = 8,
+    ) -> dict[str, Path]:
+        unique = {i.sha256: i for i in items}
+        missing = [i for i in unique.values() if not self.has(i.sha256)]
+        if missing and progress:
+            total = sum(1 for _ in missing)
+            progress(f"fetching {total} of {len(unique)} inputs into {self.root}")
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(self.fetch, missing))
+        return {sha: self.verify(item) for sha, item in unique.items()}
+
+    def put_file(self, source: Path) -> tuple[str, Path]:
+        """Add a local file (a built artefact) by its hash."""
+        sha = file_sha256(source)
+        target = self.path(sha)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".partial-{os.getpid()}-{sha[:8]}")
+            shutil.copyfile(source, tmp)
+            tmp.chmod(0o444)
+            tmp.replace(target)
+        return sha, target
+
+
+def _open(url: str) -> object:
+    request = urllib.request.Request(url, headers={"User-Agent": "codebase-mcp-builder"})
+    return urllib.request.urlopen(request, timeout=60)  # noqa: S310 - http(s) URLs from the lock

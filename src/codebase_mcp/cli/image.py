@@ -1,0 +1,176 @@
+"""``codebase-mcp image …``: lock, fetch, build, verify and diff reproducible images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from codebase_mcp import ui
+
+STORE_HELP = "Content-addressed store for fetched inputs. [env: CODEBASE_MCP_STORE]"
+ROOT_HELP = "Project checkout (default: found from the current directory). [env: CODEBASE_MCP_ROOT]"
+
+
+def _root(root: Path | None) -> Path:
+    from codebase_mcp.builder.api import repo_root
+
+    return root.resolve() if root else repo_root()
+
+
+def _names(root: Path, names: tuple[str, ...]) -> list[str]:
+    from codebase_mcp.builder.definitions import image_names, load_definition
+
+    if not names:
+        return image_names(root)
+    for name in names:
+        load_definition(root, name)  # raises UnknownImage with the list of images
+    return list(names)
+
+
+root_option = click.option(
+    "--root", type=click.Path(file_okay=False, path_type=Path), envvar="CODEBASE_MCP_ROOT",
+    help=ROOT_HELP,
+)
+store_option = click.option(
+    "--store", type=click.Path(file_okay=False, path_type=Path), envvar="CODEBASE_MCP_STORE",
+    help=STORE_HELP,
+)
+
+
+@click.group()
+def image() -> None:
+    """Build the project's images reproducibly from a committed lock.
+
+    \b
+    1. lock    resolve every input (Debian packages, wheels) to a sha256 → build/lock.json
+    2. fetch   download what the lock names into the content-addressed store
+    3. build   build with no network; tags are localhost/codebase-mcp-NAME:INPUTHASH
+    4. verify  rebuild from scratch in a throwaway storage and compare digests
+
+    Definitions live in images/NAME/image.toml with a Containerfile.j2 template.
+    """
+
+
+@image.command("list")
+@root_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def list_images(root: Path | None, as_json: bool) -> None:
+    """List the defined images and the refs their current inputs hash to."""
+    from codebase_mcp.builder.build import Builder
+
+    root = _root(root)
+    builder = Builder.create(root)
+    rows = []
+    for name in _names(root, ()):
+        ref = builder.plan(name)[2].ref
+        rows.append({"name": name, "ref": ref, "built": builder.image_exists(ref)})
+    if as_json:
+        click.echo(json.dumps({"images": rows}, indent=2))
+    else:
+        for row in rows:
+            click.echo(f"{row['name']:<10} {row['ref']}  {'built' if row['built'] else '-'}")
+
+
+@image.command()
+@click.argument("names", nargs=-1)
+@click.option(
+    "--update", "update", multiple=True, metavar="PKG",
+    help="Re-resolve only the images that contain PKG (Debian package or Python distribution).",
+)
+@root_option
+def lock(names: tuple[str, ...], update: tuple[str, ...], root: Path | None) -> None:
+    """Resolve every input of NAMES (default: all images) and write build/lock.json.
+
+    The only command that talks to package indexes (the Debian mirror through
+    mmdebstrap/apt, PyPI through pip). The lock is written atomically: on any
+    failure the previous lock is left as it was.
+    """
+    from codebase_mcp.builder.locking import lock_images
+
+    root = _root(root)
+    path, done = lock_images(root, list(names) or None, update=list(update) or None)
+    ui.info(f"locked {', '.join(done)} → {path.relative_to(root)}")
+
+
+@image.command()
+@click.argument("names", nargs=-1)
+@root_option
+@store_option
+def fetch(names: tuple[str, ...], root: Path | None, store: Path | None) -> None:
+    """Download every input the lock names into the store, verifying each sha256."""
+    from codebase_mcp.builder.build import Builder
+
+    root = _root(root)
+    builder = Builder.create(root, store)
+    count = builder.fetch(_names(root, names))
+    ui.info(f"{count} inputs present and verified in {builder.store.root}")
+
+
+@image.command()
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+@click.option("--force", is_flag=True, help="Build even when the tag for these inputs exists.")
+@root_option
+@store_option
+def build(
+    names: tuple[str, ...], as_json: bool, force: bool, root: Path | None, store: Path | None
+) -> None:
+    """Build NAMES (default: every image) with no network, tagged by input hash.
+
+    An image whose tag already exists is not rebuilt. With --json prints
+    {"images": [{"name", "ref", "image_id", "digest", "input_hash", "cached",
+    "size_bytes", "seconds"}]}.
+    """
+    from codebase_mcp.builder.build import Builder
+
+    root = _root(root)
+    results = Builder.create(root, store).build(_names(root, names), force=force)
+    if as_json:
+        click.echo(json.dumps({"images": [r.as_dict() for r in results]}, indent=2))
+        return
+    for r in results:
+        state = "cached" if r.cached else f"built in {r.seconds:.1f}s"
+        click.echo(f"{r.name:<10} {r.ref}  {r.size_bytes / 1e6:.0f} MB  {state}")
+
+
+@image.command()
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@root_option
+@store_option
+def verify(names: tuple[str, ...], as_json: bool, root: Path | None, store: Path | None) -> None:
+    """Rebuild NAMES from nothing in a throwaway storage and compare with the stored build.
+
+    Exits non-zero and names the first differing file when the rebuild differs.
+    """
+    from codebase_mcp.builder.verify import verify_images
+
+    root = _root(root)
+    reports = verify_images(root, _names(root, names), store)
+    if as_json:
+        click.echo(json.dumps({"images": reports}, indent=2))
+    else:
+        for rep in reports:
+            click.echo(f"{rep['name']:<10} identical  {rep['image_id']}")
+
+
+@image.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@root_option
+def diff(a: str, b: str, as_json: bool, root: Path | None) -> None:
+    """Which inputs differ between A and B (two lock files, or two image refs)."""
+    from codebase_mcp.builder.diff import diff_inputs
+
+    changes = diff_inputs(_root(root), a, b)
+    if as_json:
+        click.echo(json.dumps({"changes": changes}, indent=2))
+        return
+    if not changes:
+        click.echo("no differences")
+    for change in changes:
+        click.echo(f"{change['image']:<10} {change['kind']:<7} {change['name']}: "
+                   f"{change['a'] or '-'} → {change['b'] or '-'}")

@@ -1,0 +1,192 @@
+"""One home for every failure the tool reports.
+
+Each class is one kind of failure with its own exit code. Code deep in the
+package raises these; only ``codebase_mcp.cli.main`` catches them, prints the
+message and the hint, and exits with ``exit_code``. Tracebacks only with
+``--debug``. Keep this module stdlib-only: the builder's bootstrap imports it.
+"""
+
+from __future__ import annotations
+
+
+class CodebaseMcpError(Exception):
+    """Base class: a message for the user, a hint saying what to do, an exit code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- usage and configuration -------------------------------------------------
+class UsageError(CodebaseMcpError):
+    """The command line or a value given to it is wrong."""
+
+    exit_code = 2
+
+
+class ConfigError(CodebaseMcpError):
+    """A configuration file or environment setting is invalid."""
+
+    exit_code = 2
+
+
+# --- host and processes ------------------------------------------------------
+class ToolMissing(CodebaseMcpError):
+    """A host program the command needs is not installed."""
+
+    exit_code = 4
+
+
+class CommandFailed(CodebaseMcpError):
+    """A host program ran and failed."""
+
+    exit_code = 5
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        returncode: int = 1,
+        stderr: str = "",
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class HostCheckFailed(CodebaseMcpError):
+    """``doctor`` found problems on this host."""
+
+    exit_code = 6
+
+
+# --- the builder -------------------------------------------------------------
+class DefinitionError(CodebaseMcpError):
+    """An image definition under images/ is invalid."""
+
+    exit_code = 10
+
+
+class UnknownImage(CodebaseMcpError):
+    """An image name that has no definition."""
+
+    exit_code = 11
+
+
+class LockMissing(CodebaseMcpError):
+    """The lock file does not exist."""
+
+    exit_code = 12
+
+
+class LockOutOfDate(CodebaseMcpError):
+    """The lock does not match the image definitions."""
+
+    exit_code = 13
+
+
+class LockError(CodebaseMcpError):
+    """Resolving inputs for the lock failed (mirror or index unreachable, ...)."""
+
+    exit_code = 14
+
+
+class FetchError(CodebaseMcpError):
+    """Downloading an input into the store failed."""
+
+    exit_code = 15
+
+
+class HashMismatch(CodebaseMcpError):
+    """An input's content does not have the hash the lock pins."""
+
+    exit_code = 16
+
+
+class TemplateError(CodebaseMcpError):
+    """A Jinja2 template failed to render."""
+
+    exit_code = 17
+
+
+class BuildError(CodebaseMcpError):
+    """Building an image failed."""
+
+    exit_code = 18
+
+
+class NotReproducible(CodebaseMcpError):
+    """``image verify`` found a rebuild that differs from the stored build."""
+
+    exit_code = 19
+
+
+class ImageNotBuilt(CodebaseMcpError):
+    """An image that a command needs has not been built."""
+
+    exit_code = 20
+
+
+# --- the pod -----------------------------------------------------------------
+class PodError(CodebaseMcpError):
+    """Bringing the pod up, down or asking its status failed."""
+
+    exit_code = 30
+
+
+class PodUnhealthy(CodebaseMcpError):
+    """The pod did not become healthy in time."""
+
+    exit_code = 31
+
+
+# --- publishing --------------------------------------------------------------
+class PublishError(CodebaseMcpError):
+    """Pushing images or writing their SBOM failed."""
+
+    exit_code = 40
+
+
+class SbomMismatch(CodebaseMcpError):
+    """The image's installed packages do not match its lock."""
+
+    exit_code = 41
+
+
+# --- runtime (server, init, embedder) ---------------------------------------
+class DependencyTimeout(CodebaseMcpError):
+    """A dependency (Postgres, embedder) did not become ready before the deadline."""
+
+    exit_code = 3
+
+
+class MigrationFailed(CodebaseMcpError):
+    """``alembic upgrade head`` failed."""
+
+    exit_code = 7
+
+
+class HealthCheckFailed(CodebaseMcpError):
+    """``codebase-mcp health`` found the server or its database not healthy."""
+
+    exit_code = 8
+
+
+# --- the embedder ------------------------------------------------------------
+class ModelFilesError(CodebaseMcpError):
+    """The embedder's model directory is missing, incomplete or not a supported model."""
+
+    exit_code = 50
+
+
+class EmbedderProbeFailed(CodebaseMcpError):
+    """``codebase-mcp embedder probe`` found the embedder down or without the model."""
+
+    exit_code = 51

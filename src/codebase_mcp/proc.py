@@ -1,0 +1,145 @@
+"""The one door to host processes.
+
+Every subprocess the tool starts goes through :func:`run`: argv lists only
+(never a shell), the command echoed shell-quoted when asked, and failures
+turned into :class:`~codebase_mcp.errors.CommandFailed` or
+:class:`~codebase_mcp.errors.ToolMissing` with a hint. Tests of planning code
+swap in a fake :class:`Runner`. Stdlib-only: the bootstrap lock script uses it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from codebase_mcp.errors import CommandFailed, ToolMissing
+
+# Which Debian package provides each host tool, for the ToolMissing hint.
+TOOL_PACKAGES: dict[str, str] = {
+    "podman": "podman",
+    "buildah": "buildah",
+    "skopeo": "skopeo",
+    "mmdebstrap": "mmdebstrap",
+    "runc": "runc",
+    "newuidmap": "uidmap",
+    "dpkg-scanpackages": "dpkg-dev",
+    "git": "git",
+}
+
+_echo = False
+
+
+def set_echo(echo: bool) -> None:
+    """Echo every command, shell-quoted, to stderr (``--verbose``)."""
+    global _echo  # noqa: PLW0603 - process-wide switch set once by the CLI
+    _echo = echo
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass
+class Runner:
+    """Runs argv lists. Subclass (or use FakeRunner in tests) to intercept."""
+
+    echo: bool | None = None
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    def run(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        capture: bool = True,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float | None = None,
+        hint: str | None = None,
+    ) -> Result:
+        args = tuple(os.fspath(a) for a in argv)
+        self.calls.append(args)
+        if self.echo if self.echo is not None else _echo:
+            print(f"+ {quote(args)}", file=sys.stderr, flush=True)
+        full_env = None if env is None else {**os.environ, **env}
+        try:
+            proc = subprocess.run(
+                args,
+                cwd=cwd,
+                env=full_env,
+                input=input,
+                text=True,
+                stdout=subprocess.PIPE if capture else None,
+                stderr=subprocess.PIPE if capture else None,
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise missing_tool(args[0]) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise CommandFailed(
+                f"`{quote(args)}` did not finish within {timeout:.0f}s",
+                hint=hint or "the host may be overloaded; run it by hand to see where it hangs",
+                returncode=-1,
+            ) from exc
+        result = Result(args, proc.returncode, proc.stdout or "", proc.stderr or "")
+        if check and proc.returncode != 0:
+            raise failure(result, hint)
+        return result
+
+
+def missing_tool(name: str) -> ToolMissing:
+    package = TOOL_PACKAGES.get(Path(name).name, Path(name).name)
+    return ToolMissing(
+        f"`{name}` is not installed on this host",
+        hint=f"install it: `sudo apt-get install {package}`; `codebase-mcp doctor` checks the rest",
+    )
+
+
+def failure(result: Result, hint: str | None) -> CommandFailed:
+    tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+    message = f"`{quote(result.argv)}` failed with exit code {result.returncode}"
+    if tail:
+        message += f":\n{tail}"
+    return CommandFailed(message, hint=hint, returncode=result.returncode, stderr=result.stderr)
+
+
+def quote(argv: Sequence[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def which(name: str) -> str | None:
+    return shutil.which(name)
+
+
+_default = Runner()
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    capture: bool = True,
+    check: bool = True,
+    input: str | None = None,
+    timeout: float | None = None,
+    hint: str | None = None,
+) -> Result:
+    """Run ``argv`` with the process-wide default runner."""
+    return _default.run(
+        argv, cwd=cwd, env=env, capture=capture, check=check, input=input, timeout=timeout,
+        hint=hint,
+    )

@@ -1,0 +1,76 @@
+"""Runtime settings shared by the server, the init process and `health`, read from the environment.
+
+Secrets come from files (``*_FILE``, as Kubernetes/podman secrets are mounted)
+or the environment; they are held as ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from codebase_mcp.errors import ConfigError
+
+
+class DatabaseSettings(BaseSettings):
+    """Where Postgres is. Either DATABASE_URL or its parts (password from DATABASE_PASSWORD_FILE)."""
+
+    model_config = SettingsConfigDict(env_prefix="DATABASE_", extra="ignore")
+
+    url: SecretStr | None = Field(default=None, description="postgresql://user:pass@host:port/db")
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "codebase"
+    name: str = "codebase"
+    password: SecretStr | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _password_file_readable(self) -> DatabaseSettings:
+        if self.password_file is not None and not self.password_file.is_file():
+            raise ConfigError(
+                f"DATABASE_PASSWORD_FILE={self.password_file} does not exist",
+                hint="mount the database secret there or unset DATABASE_PASSWORD_FILE",
+            )
+        return self
+
+    def resolved_password(self) -> str | None:
+        if self.password_file is not None:
+            return self.password_file.read_text().strip()
+        return self.password.get_secret_value() if self.password else None
+
+    def dsn(self) -> str:
+        """The libpq/asyncpg DSN, password included: never log this (use :meth:`redacted`)."""
+        if self.url is not None:
+            return self.url.get_secret_value()
+        password = self.resolved_password()
+        auth = quote(self.user, safe="")
+        if password:
+            auth += ":" + quote(password, safe="")
+        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.name, safe='')}"
+
+    def redacted(self) -> str:
+        return redact_dsn(self.dsn())
+
+
+class EmbedderSettings(BaseSettings):
+    """Where the Ollama-API embedder is and which model to use."""
+
+    model_config = SettingsConfigDict(env_prefix="EMBEDDER_", extra="ignore")
+
+    url: str = "http://127.0.0.1:11434"
+    model: str = "all-minilm"
+    pull: bool = False  # POST /api/pull when the model is missing (init)
+    timeout: float = 60.0
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with any password replaced by ``***``."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
