@@ -17,7 +17,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from codebase_mcp.errors import CommandFailed, ToolMissing
 
@@ -140,6 +139,12 @@ def run(
 ) -> Result:
     """Run ``argv`` with the process-wide default runner."""
     return _default.run(
-        argv, cwd=cwd, env=env, capture=capture, check=check, input=input, timeout=timeout,
+        argv,
+        cwd=cwd,
+        env=env,
+        capture=capture,
+        check=check,
+        input=input,
+        timeout=timeout,
         hint=hint,
     )

@@ -16,7 +16,7 @@ from codebase_mcp.errors import ConfigError
 
 
 class DatabaseSettings(BaseSettings):
-    """Where Postgres is. Either DATABASE_URL or its parts (password from DATABASE_PASSWORD_FILE)."""
+    """Where Postgres is: DATABASE_URL, or its parts with the password from a file."""
 
     model_config = SettingsConfigDict(env_prefix="DATABASE_", extra="ignore")
 

@@ -53,9 +53,21 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def run_container(image: str, name: str, port: int, password: str, user: str = "codebase") -> None:
     podman(
-        "run", "-d", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:5432",
-        "-e", f"POSTGRES_PASSWORD={password}", "-e", f"POSTGRES_USER={user}",
-        "--label", "codebase-mcp.test=1", image, *FAST_ARGS,
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        name,
+        "-p",
+        f"127.0.0.1:{port}:5432",
+        "-e",
+        f"POSTGRES_PASSWORD={password}",
+        "-e",
+        f"POSTGRES_USER={user}",
+        "--label",
+        "codebase-mcp.test=1",
+        image,
+        *FAST_ARGS,
     )
 
 
@@ -75,7 +87,7 @@ def wait_ready(server: PgServer, timeout: float = 60.0) -> None:
         try:
             asyncio.run(attempt())
             return
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+        except Exception as exc:  # retried until the deadline
             last = exc
             time.sleep(0.3)
     logs = podman("logs", server.container, check=False).stdout[-2000:]

@@ -9,7 +9,7 @@ from codebase_mcp.errors import ConfigError
 
 
 def repo_root(start: Path | None = None) -> Path:
-    """The project checkout: $CODEBASE_MCP_ROOT, or the nearest parent with images/ and pyproject."""
+    """The checkout: $CODEBASE_MCP_ROOT, or the nearest parent with images/ and pyproject."""
     env = os.environ.get("CODEBASE_MCP_ROOT")
     if env:
         return Path(env).resolve()

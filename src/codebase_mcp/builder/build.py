@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from codebase_mcp import __version__, ui
-from codebase_mcp.builder import debian, plan
+from codebase_mcp.builder import debian
+from codebase_mcp.builder import plan as planning
 from codebase_mcp.builder.definitions import (
     ImageDefinition,
     canonical_json,
@@ -22,6 +23,7 @@ from codebase_mcp.builder.definitions import (
     load_pyproject,
     sha256_text,
 )
+from codebase_mcp.builder.diff import write_record
 from codebase_mcp.builder.lockfile import ImageLock, Lock, check_fresh, load_lock
 from codebase_mcp.builder.project import files_digest, project_files, wheel_argv
 from codebase_mcp.builder.store import Store, Wanted, default_store
@@ -51,28 +53,28 @@ class Builder:
     runner: Runner
     storage_args: tuple[str, ...] = ()  # e.g. ("--root", X, "--runroot", Y) for `verify`
     no_cache: bool = False
+    reuse_rootfs: bool = True  # False: rebuild the root filesystem too (verify)
 
     @classmethod
     def create(cls, root: Path, store: Path | None = None, runner: Runner | None = None) -> Builder:
         return cls(root=root, store=Store(store or default_store()), runner=runner or Runner())
 
     # --- planning ----------------------------------------------------------------
-    def plan(self, name: str, lock: Lock | None = None) -> tuple[ImageDefinition, ImageLock, plan.ImagePlan]:
+    def plan(
+        self, name: str, lock: Lock | None = None
+    ) -> tuple[ImageDefinition, ImageLock, planning.ImagePlan]:
         definition = load_definition(self.root, name)
         lock = lock or load_lock(self.root)
         entry = check_fresh(lock, definition, load_pyproject(self.root))
         epoch = lock.source_date_epoch
         image_dir = images_dir(self.root) / name
         python_ctx = self._python_context(definition, entry)
-        containerfile = plan.render_containerfile(
-            definition, image_dir, plan.template_variables(definition, entry, epoch, python_ctx)
+        containerfile = planning.render_containerfile(
+            definition, image_dir, planning.template_variables(definition, entry, epoch, python_ctx)
         )
-        project_digest = None
-        if definition.project is not None:
-            project_digest = files_digest(
-                self.root, project_files(self.root, definition.project.files)
-            )
-        digest = plan.input_hash(
+        project_digest = self._project_digest(definition)
+        digest = planning.input_hash(
+            rootfs=rootfs_key(definition, entry, epoch),
             definition=definition,
             containerfile=containerfile,
             entry=entry,
@@ -80,18 +82,23 @@ class Builder:
             project_digest=project_digest,
             context_digest=files_digest(image_dir, self._context_files(definition, image_dir)),
         )
-        image_plan = plan.ImagePlan(
+        image_plan = planning.ImagePlan(
             name=name,
-            ref=plan.image_ref(name, digest),
+            ref=planning.image_ref(name, digest),
             input_hash=digest,
             containerfile=containerfile,
-            labels=plan.oci_labels(definition, digest, epoch),
+            labels=planning.oci_labels(definition, digest, epoch),
         )
         return definition, entry, image_plan
 
+    def _project_digest(self, definition: ImageDefinition) -> str | None:
+        if definition.project is None:
+            return None
+        return files_digest(self.root, project_files(self.root, definition.project.files))
+
     def _python_context(
         self, definition: ImageDefinition, entry: ImageLock
-    ) -> plan.PythonContext | None:
+    ) -> planning.PythonContext | None:
         if definition.python is None:
             return None
         if entry.python is None or not entry.python.tools:
@@ -101,7 +108,7 @@ class Builder:
             if definition.project is not None
             else None
         )
-        return plan.PythonContext(
+        return planning.PythonContext(
             venv=definition.python.venv,
             pip_wheel=f"python/tools/{entry.python.tools[0].filename}",
             app_wheel=app,
@@ -142,6 +149,18 @@ class Builder:
                 ui.info(f"==> {name}: {image_plan.ref} is built (inputs unchanged), skipping")
             else:
                 self._build_one(definition, entry, image_plan, lock.source_date_epoch)
+            write_record(
+                self.store.root,
+                name,
+                image_plan.input_hash,
+                {
+                    **entry.model_dump(mode="json", exclude={"resolved_from"}),
+                    "containerfile": image_plan.containerfile,
+                    "project": self._project_digest(definition),
+                    "rootfs": rootfs_key(definition, entry, lock.source_date_epoch),
+                    "epoch": lock.source_date_epoch,
+                },
+            )
             info = self.inspect(image_plan.ref)
             results.append(
                 BuildResult(
@@ -167,7 +186,11 @@ class Builder:
         return count
 
     def _build_one(
-        self, definition: ImageDefinition, entry: ImageLock, image_plan: plan.ImagePlan, epoch: int
+        self,
+        definition: ImageDefinition,
+        entry: ImageLock,
+        image_plan: planning.ImagePlan,
+        epoch: int,
     ) -> None:
         name = definition.name
         with ui.step(f"{name}: fetch and verify inputs"):
@@ -182,8 +205,11 @@ class Builder:
                 self._write_context(context, definition, entry, image_plan, paths, rootfs, epoch)
             with ui.step(f"{name}: buildah bud → {image_plan.ref}"):
                 self.runner.run(
-                    plan.buildah_argv(
-                        image_plan, context, epoch, storage=list(self.storage_args),
+                    planning.buildah_argv(
+                        image_plan,
+                        context,
+                        epoch,
+                        storage=list(self.storage_args),
                         no_cache=self.no_cache,
                     ),
                     capture=False,
@@ -195,19 +221,14 @@ class Builder:
     ) -> Path:
         """The root filesystem tarball, cached in the store by what it is made of."""
         mode = debian.mode_for_uid(os.getuid())
-        recipe = debian.build_argv(definition.debian, mode, Path("/REPO"), Path("/OUT"), epoch)
-        key = sha256_text(
-            canonical_json({
-                "debs": sorted(p.sha256 for p in entry.debian.packages),
-                # The mode is not part of the key: root and rootless give the same bytes.
-                "recipe": [a for a in recipe if not a.startswith("--mode=")],
-                "epoch": epoch,
-            })
-        )
+        key = rootfs_key(definition, entry, epoch)
         cached = self.store.root / "rootfs" / f"{key}.tar"
+        if not self.reuse_rootfs:
+            cached = self.store.root / "tmp" / f"verify-{os.getpid()}-{key}.tar"
         if cached.is_file():
             ui.info(f"    cached root filesystem {cached.name}")
             return cached
+        cached.parent.mkdir(parents=True, exist_ok=True)
         cached.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=self.store.root))
         work.chmod(0o755)  # the unshared user must reach the repository
@@ -240,7 +261,7 @@ class Builder:
         context: Path,
         definition: ImageDefinition,
         entry: ImageLock,
-        image_plan: plan.ImagePlan,
+        image_plan: planning.ImagePlan,
         paths: dict[str, Path],
         rootfs: Path,
         epoch: int,
@@ -262,7 +283,9 @@ class Builder:
                 link(paths[w.sha256], wheels_dir / w.filename)
             for w in entry.python.tools:
                 link(paths[w.sha256], tools_dir / w.filename)
-            (context / "python" / "requirements.txt").write_text(plan.requirements_text(installed))
+            (context / "python" / "requirements.txt").write_text(
+                planning.requirements_text(installed)
+            )
         if definition.project is not None:
             app = context / "app"
             app.mkdir()
@@ -272,6 +295,21 @@ class Builder:
                 env={"SOURCE_DATE_EPOCH": str(epoch)},
                 hint="building the project wheel failed; is hatchling installed (`make venv`)?",
             )
+
+
+def rootfs_key(definition: ImageDefinition, entry: ImageLock, epoch: int) -> str:
+    """What the root filesystem is made of: the .debs and the exact mmdebstrap recipe."""
+    recipe = debian.build_argv(definition.debian, "MODE", Path("/REPO"), Path("/OUT"), epoch)
+    return sha256_text(
+        canonical_json(
+            {
+                "debs": sorted(p.sha256 for p in entry.debian.packages),
+                # The mode is not part of the key: root and rootless give the same bytes.
+                "recipe": [a for a in recipe if not a.startswith("--mode=")],
+                "epoch": epoch,
+            }
+        )
+    )
 
 
 def wanted(entry: ImageLock) -> list[Wanted]:

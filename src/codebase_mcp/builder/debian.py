@@ -10,6 +10,7 @@ with no network, so apt can only choose the locked versions.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 from collections.abc import Iterator
@@ -54,8 +55,8 @@ def common_options(inputs: DebianInputs, mode: str) -> list[str]:
         "mmdebstrap",
         f"--mode={mode}",
         f"--variant={inputs.variant}",
-        "--aptopt=Acquire::Languages \"none\"",
-        "--aptopt=APT::Install-Recommends \"false\"",
+        '--aptopt=Acquire::Languages "none"',
+        '--aptopt=APT::Install-Recommends "false"',
     ]
     if inputs.packages:
         argv.append("--include=" + ",".join(sorted(inputs.packages)))
@@ -85,18 +86,25 @@ def lock_argv(inputs: DebianInputs, mode: str, capture: Capture) -> list[str]:
     ]
 
 
-def reproducibility_hooks(epoch: int) -> list[str]:
+def reproducibility_hooks(inputs: DebianInputs, epoch: int) -> list[str]:
     """Remove or normalise what differs between two builds of the same packages."""
     days = epoch // 86400
+    sources = shlex.quote(f"deb {inputs.mirror} {inputs.suite} main")
     return [
+        # The build's temporary repository path must not stay in the image.
+        f'mkdir -p "$1/etc/apt" && echo {sources} > "$1/etc/apt/sources.list"',
         # Filled in by the engine at run time; the build host's copies must not leak in.
         ': > "$1/etc/resolv.conf"; echo localhost > "$1/etc/hostname"',
         # Backup files carry the build's history; logs and caches its time.
         'rm -f "$1"/etc/passwd- "$1"/etc/group- "$1"/etc/shadow- "$1"/etc/gshadow-'
         ' "$1"/var/cache/debconf/*-old "$1"/var/lib/dpkg/*-old',
         'find "$1/var/log" -type f -delete; rm -rf "$1"/var/cache/ldconfig/*',
+        # ssl-cert makes a fresh random "snakeoil" key pair at install time.
+        'rm -f "$1"/etc/ssl/certs/ssl-cert-snakeoil.pem "$1"/etc/ssl/private/ssl-cert-snakeoil.key;'
+        ' [ ! -d "$1/etc/ssl/certs" ] || find "$1/etc/ssl/certs" -xtype l -delete',
         # Account ages are days since the epoch at creation time.
-        f'sed -i -E "s/^([^:]*:[^:]*:)[0-9]+:/\\1{days}:/" "$1/etc/shadow"',
+        f'[ ! -f "$1/etc/shadow" ] || sed -i -E "s/^([^:]*:[^:]*:)[0-9]+:/\\1{days}:/" '
+        '"$1/etc/shadow"',
         # Debian compiles .pyc at install time with timestamps and in an order
         # that differs between root and rootless builds: recompile them all
         # deterministically (hash-based, never re-checked).
@@ -111,7 +119,7 @@ def build_argv(inputs: DebianInputs, mode: str, repo: Path, output: Path, epoch:
     """Build the root filesystem tarball from the local repository of locked .debs."""
     return [
         *common_options(inputs, mode),
-        *[f"--customize-hook={hook}" for hook in reproducibility_hooks(epoch)],
+        *[f"--customize-hook={hook}" for hook in reproducibility_hooks(inputs, epoch)],
         inputs.suite,
         str(output),
         # copy:// rather than file://: apt copies each .deb into the chroot's
@@ -174,8 +182,8 @@ def resolve_from_capture(inputs: DebianInputs, capture: Capture) -> tuple[Debian
     mirror = inputs.mirror.rstrip("/")
     packages = []
     for name, version, arch in installed_packages(status):
-        st = index.get((name, version, arch))
-        if st is None:
+        found = index.get((name, version, arch))
+        if found is None:
             raise LockError(
                 f"{name} {version} ({arch}) is installed but not in the mirror's index",
                 hint="the mirror changed during `lock`; run it again",
@@ -185,11 +193,11 @@ def resolve_from_capture(inputs: DebianInputs, capture: Capture) -> tuple[Debian
                 name=name,
                 version=version,
                 arch=arch,
-                sha256=st["SHA256"],
-                size=int(st["Size"]),
-                filename=st["Filename"],
-                url=f"{mirror}/{st['Filename']}",
-                snapshot_url=f"{SNAPSHOT_BASE}/{stamp}/{st['Filename']}",
+                sha256=found["SHA256"],
+                size=int(found["Size"]),
+                filename=found["Filename"],
+                url=f"{mirror}/{found['Filename']}",
+                snapshot_url=f"{SNAPSHOT_BASE}/{stamp}/{found['Filename']}",
             )
         )
     lock = DebianLock(suite=inputs.suite, mirror=inputs.mirror, snapshot=stamp, packages=packages)
@@ -216,8 +224,6 @@ def release_text(suite: str, packages_index: bytes, epoch: int) -> str:
     mmdebstrap selects the essential set with apt's ``?archive`` pattern, so
     the repository must say which suite it is.
     """
-    import hashlib
-
     date = datetime.fromtimestamp(epoch, UTC).strftime("%a, %d %b %Y %H:%M:%S UTC")
     digest = hashlib.sha256(packages_index).hexdigest()
     return (

@@ -16,6 +16,7 @@ from codebase_mcp import ui
 from codebase_mcp.builder import debian, pyresolve
 from codebase_mcp.builder.definitions import ImageDefinition, load_definitions, load_pyproject
 from codebase_mcp.builder.lockfile import (
+    DebianLock,
     ImageLock,
     Lock,
     LockedWheel,
@@ -24,7 +25,7 @@ from codebase_mcp.builder.lockfile import (
     lock_path,
     write_lock,
 )
-from codebase_mcp.errors import CommandFailed, LockError
+from codebase_mcp.errors import CommandFailed, LockError, UnknownImage
 from codebase_mcp.proc import Runner
 
 # pip itself is mounted into Python images at build time to install the wheels.
@@ -32,7 +33,10 @@ PIP_REQUIREMENT = "pip"
 
 
 def lock_images(
-    root: Path, names: list[str] | None = None, *, update: list[str] | None = None,
+    root: Path,
+    names: list[str] | None = None,
+    *,
+    update: list[str] | None = None,
     runner: Runner | None = None,
 ) -> tuple[Path, list[str]]:
     """Resolve the named images (default: all, or those holding an ``update`` package)."""
@@ -48,8 +52,9 @@ def lock_images(
             deb_lock, epoch = resolve_debian(definition, runner)
         python_lock = None
         if definition.python is not None:
-            with ui.step(f"{definition.name}: resolve Python wheels (Python "
-                         f"{definition.python.version})"):
+            with ui.step(
+                f"{definition.name}: resolve Python wheels (Python {definition.python.version})"
+            ):
                 python_lock = resolve_python(definition, pyproject, runner)
         images[definition.name] = ImageLock(
             resolved_from=definition.resolution_inputs(pyproject),
@@ -64,15 +69,15 @@ def lock_images(
 
 
 def select(
-    definitions: list[ImageDefinition], names: list[str] | None, update: list[str] | None,
+    definitions: list[ImageDefinition],
+    names: list[str] | None,
+    update: list[str] | None,
     previous: Lock | None,
 ) -> list[ImageDefinition]:
     by_name = {d.name: d for d in definitions}
     if names:
         missing = [n for n in names if n not in by_name]
         if missing:
-            from codebase_mcp.errors import UnknownImage
-
             raise UnknownImage(
                 f"no image named {', '.join(missing)}", hint=f"images: {', '.join(by_name)}"
             )
@@ -97,7 +102,7 @@ def select(
     return definitions
 
 
-def resolve_debian(definition: ImageDefinition, runner: Runner) -> tuple[debian.DebianLock, int]:
+def resolve_debian(definition: ImageDefinition, runner: Runner) -> tuple[DebianLock, int]:
     capture_dir = Path(tempfile.mkdtemp(prefix="codebase-mcp-lock-"))
     capture_dir.chmod(0o777)  # written by the (possibly unshared) mmdebstrap hook
     try:

@@ -6,6 +6,7 @@ Everything here is pure (no processes): tests check plans without an engine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,8 @@ def render_containerfile(
     definition: ImageDefinition, image_dir: Path, variables: dict[str, Any]
 ) -> str:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(image_dir)),
+        # The image's own folder first, then partials shared by several images.
+        loader=jinja2.FileSystemLoader([str(image_dir), str(image_dir.parent / "_shared")]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701 - renders a Containerfile, not HTML
@@ -109,6 +111,7 @@ def requirements_text(wheels: list[LockedWheel]) -> str:
 
 def input_hash(
     *,
+    rootfs: str,
     definition: ImageDefinition,
     containerfile: str,
     entry: ImageLock,
@@ -120,6 +123,7 @@ def input_hash(
     payload = {
         "builder": [__version__, BUILDER_FORMAT],
         "containerfile": containerfile,
+        "rootfs": rootfs,
         "lock": entry.model_dump(mode="json", exclude={"resolved_from"}),
         "epoch": epoch,
         "project": project_digest,
@@ -134,8 +138,6 @@ def image_ref(name: str, digest: str) -> str:
 
 
 def oci_labels(definition: ImageDefinition, digest: str, epoch: int) -> dict[str, str]:
-    from datetime import UTC, datetime
-
     created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     labels = {
         "org.opencontainers.image.title": f"codebase-mcp-{definition.name}",
@@ -150,18 +152,31 @@ def oci_labels(definition: ImageDefinition, digest: str, epoch: int) -> dict[str
 
 
 def buildah_argv(
-    plan: ImagePlan, context: Path, epoch: int, *, storage: list[str] | None = None,
+    plan: ImagePlan,
+    context: Path,
+    epoch: int,
+    *,
+    storage: list[str] | None = None,
     no_cache: bool = False,
 ) -> list[str]:
-    argv = ["buildah", *(storage or []), "bud",
-            "--format", "oci",
-            "--network", "none",
-            "--pull-never",
-            "--layers",
-            "--timestamp", str(epoch),
-            "--identity-label=false",
-            "--file", str(context / "Containerfile"),
-            "--tag", plan.ref]
+    argv = [
+        "buildah",
+        *(storage or []),
+        "bud",
+        "--format",
+        "oci",
+        "--network",
+        "none",
+        "--pull-never",
+        "--layers",
+        "--timestamp",
+        str(epoch),
+        "--identity-label=false",
+        "--file",
+        str(context / "Containerfile"),
+        "--tag",
+        plan.ref,
+    ]
     if no_cache:
         argv.append("--no-cache")
     for key, value in plan.labels.items():

@@ -1,4 +1,4 @@
-"""The project's own files as a build input: which files, their digest, the wheel built from them."""
+"""The project's own files as a build input: which files, their digest, the wheel."""
 
 from __future__ import annotations
 
@@ -15,18 +15,23 @@ def project_files(root: Path, patterns: list[str]) -> list[Path]:
     """Files matched by the glob patterns, relative to ``root``, sorted, caches skipped."""
     found: set[Path] = set()
     for pattern in patterns:
+        # Before Python 3.13 a trailing "**" matches directories only.
+        if pattern.endswith("**"):
+            pattern += "/*"
         for path in root.glob(pattern):
             rel = path.relative_to(root)
-            if path.is_file() and not SKIPPED_PARTS.intersection(rel.parts) and path.suffix != ".pyc":
+            if (
+                path.is_file()
+                and not SKIPPED_PARTS.intersection(rel.parts)
+                and path.suffix != ".pyc"
+            ):
                 found.add(rel)
     return sorted(found)
 
 
 def files_digest(root: Path, files: list[Path]) -> str:
     """One hash over the paths, contents and executable bits of ``files``."""
-    entries = [
-        [str(f), file_sha256(root / f), os.access(root / f, os.X_OK)] for f in files
-    ]
+    entries = [[str(f), file_sha256(root / f), os.access(root / f, os.X_OK)] for f in files]
     return sha256_text(canonical_json(entries))
 
 

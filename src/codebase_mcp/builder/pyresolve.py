@@ -105,16 +105,30 @@ def report_argv(
     index_url: str = PYPI_SIMPLE,
 ) -> list[str]:
     argv = [
-        python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-        "--only-binary=:all:", "--index-url", index_url, "--report", str(report_path),
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--quiet",
+        "--only-binary=:all:",
+        "--index-url",
+        index_url,
+        "--report",
+        str(report_path),
     ]
     if target.platform is not None:
         argv += [
-            "--python-version", target.python_version,
-            "--implementation", "cp",
-            "--abi", target.abi,
+            "--python-version",
+            target.python_version,
+            "--implementation",
+            "cp",
+            "--abi",
+            target.abi,
             *[arg for tag in target.platforms() for arg in ("--platform", tag)],
-            "--target", str(report_path.parent / "target"),
+            "--target",
+            str(report_path.parent / "target"),
         ]
     if no_deps:
         argv.append("--no-deps")

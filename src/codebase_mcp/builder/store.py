@@ -106,8 +106,7 @@ class Store:
             actual = digest.hexdigest()
             if actual != item.sha256:
                 raise HashMismatch(
-                    f"{item.label} from {url} has sha256 {actual}, but the lock pins "
-                    f"{item.sha256}",
+                    f"{item.label} from {url} has sha256 {actual}, but the lock pins {item.sha256}",
                     hint="the file changed upstream or was tampered with; nothing was stored. "
                     "If the change is expected, run `codebase-mcp image lock` again",
                 )
@@ -147,5 +146,7 @@ class Store:
 
 
 def _open(url: str) -> object:
-    request = urllib.request.Request(url, headers={"User-Agent": "codebase-mcp-builder"})
+    request = urllib.request.Request(  # noqa: S310 - http(s) URLs from the lock
+        url, headers={"User-Agent": "codebase-mcp-builder"}
+    )
     return urllib.request.urlopen(request, timeout=60)  # noqa: S310 - http(s) URLs from the lock

@@ -30,11 +30,15 @@ def _names(root: Path, names: tuple[str, ...]) -> list[str]:
 
 
 root_option = click.option(
-    "--root", type=click.Path(file_okay=False, path_type=Path), envvar="CODEBASE_MCP_ROOT",
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="CODEBASE_MCP_ROOT",
     help=ROOT_HELP,
 )
 store_option = click.option(
-    "--store", type=click.Path(file_okay=False, path_type=Path), envvar="CODEBASE_MCP_STORE",
+    "--store",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="CODEBASE_MCP_STORE",
     help=STORE_HELP,
 )
 
@@ -76,7 +80,10 @@ def list_images(root: Path | None, as_json: bool) -> None:
 @image.command()
 @click.argument("names", nargs=-1)
 @click.option(
-    "--update", "update", multiple=True, metavar="PKG",
+    "--update",
+    "update",
+    multiple=True,
+    metavar="PKG",
     help="Re-resolve only the images that contain PKG (Debian package or Python distribution).",
 )
 @root_option
@@ -172,5 +179,7 @@ def diff(a: str, b: str, as_json: bool, root: Path | None) -> None:
     if not changes:
         click.echo("no differences")
     for change in changes:
-        click.echo(f"{change['image']:<10} {change['kind']:<7} {change['name']}: "
-                   f"{change['a'] or '-'} → {change['b'] or '-'}")
+        click.echo(
+            f"{change['image']:<10} {change['kind']:<7} {change['name']}: "
+            f"{change['a'] or '-'} → {change['b'] or '-'}"
+        )

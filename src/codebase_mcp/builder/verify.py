@@ -1,0 +1,165 @@
+"""``image verify``: rebuild from nothing in a throwaway storage and compare with the stored build.
+
+The rebuild uses a fresh containers-storage (``--root``/``--runroot``), no
+layer cache and a freshly made root filesystem, so nothing is shared with the
+first build but the locked inputs. On a difference, the first differing layer
+of each image is exported and compared file by file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from codebase_mcp import ui
+from codebase_mcp.builder.build import Builder
+from codebase_mcp.builder.store import Store, default_store
+from codebase_mcp.errors import NotReproducible
+from codebase_mcp.proc import Runner
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A containers-storage location, as engine arguments."""
+
+    args: tuple[str, ...] = ()
+
+    @classmethod
+    def throwaway(cls, base: Path, driver: str) -> Storage:
+        # podman refuses run roots longer than 50 characters: keep it short, under /tmp.
+        runroot = Path("/tmp") / f"cbm-verify-{base.name[-8:]}"
+        return cls(
+            ("--root", str(base / "root"), "--runroot", str(runroot), "--storage-driver", driver)
+        )
+
+
+def storage_driver(runner: Runner) -> str:
+    return runner.run(["podman", "info", "--format", "{{.Store.GraphDriverName}}"]).stdout.strip()
+
+
+def layers(runner: Runner, storage: Storage, ref: str) -> tuple[str, list[str]]:
+    out = runner.run(["podman", *storage.args, "image", "inspect", ref]).stdout
+    info = json.loads(out)[0]
+    return str(info["Id"]), list(info["RootFS"]["Layers"])
+
+
+def verify_images(
+    root: Path, names: list[str], store: Path | None = None
+) -> list[dict[str, object]]:
+    runner = Runner()
+    store_obj = Store(store or default_store())
+    original = Builder(root=root, store=store_obj, runner=runner)
+    reports = []
+    for name in names:
+        (first,) = original.build([name])
+        base = Path(tempfile.mkdtemp(prefix="verify-", dir=store_obj.root))
+        try:
+            storage = Storage.throwaway(base, storage_driver(runner))
+            again = Builder(
+                root=root,
+                store=store_obj,
+                runner=runner,
+                storage_args=storage.args,
+                no_cache=True,
+                reuse_rootfs=False,
+            )
+            with ui.step(f"{name}: rebuilding from scratch in a throwaway storage"):
+                (second,) = again.build([name], force=True)
+            id_a, layers_a = layers(runner, Storage(), first.ref)
+            id_b, layers_b = layers(runner, storage, second.ref)
+            if id_a != id_b or layers_a != layers_b:
+                detail = explain(runner, first.ref, storage, layers_a, layers_b, base)
+                raise NotReproducible(
+                    f"image '{name}' is not reproducible: image id {id_a[:12]} vs {id_b[:12]}; "
+                    f"{detail}",
+                    hint="the differing file above names what to normalise (see "
+                    "docs/builder.md, 'Reproducibility')",
+                )
+            reports.append(
+                {
+                    "name": name,
+                    "ref": first.ref,
+                    "image_id": f"sha256:{id_a}",
+                    "layers": layers_a,
+                    "identical": True,
+                }
+            )
+        finally:
+            runner.run(
+                ["podman", *Storage.throwaway(base, "overlay").args[:4], "rmi", "-a", "-f"],
+                check=False,
+            )
+            shutil.rmtree(base, ignore_errors=True)
+            shutil.rmtree(Storage.throwaway(base, "overlay").args[3], ignore_errors=True)
+    return reports
+
+
+def explain(
+    runner: Runner,
+    ref: str,
+    storage: Storage,
+    layers_a: list[str],
+    layers_b: list[str],
+    base: Path,
+) -> str:
+    index = next(
+        (i for i, (a, b) in enumerate(zip(layers_a, layers_b, strict=False)) if a != b),
+        min(len(layers_a), len(layers_b)),
+    )
+    if index >= min(len(layers_a), len(layers_b)):
+        return f"layer counts differ ({len(layers_a)} vs {len(layers_b)})"
+    tar_a = export_layer(runner, Storage(), ref, index, base / "a")
+    tar_b = export_layer(runner, storage, ref, index, base / "b")
+    path = first_differing_file(tar_a, tar_b)
+    return f"layer {index + 1} differs, first at {path}"
+
+
+def export_layer(runner: Runner, storage: Storage, ref: str, index: int, out: Path) -> Path:
+    runner.run(
+        ["podman", *storage.args, "image", "save", "--format", "oci-dir", "-o", str(out), ref]
+    )
+    index_json = json.loads((out / "index.json").read_text())
+    manifest_digest = index_json["manifests"][0]["digest"].split(":", 1)[1]
+    manifest = json.loads((out / "blobs" / "sha256" / manifest_digest).read_text())
+    layer_digest = str(manifest["layers"][index]["digest"]).split(":", 1)[1]
+    return out / "blobs" / "sha256" / layer_digest
+
+
+def tar_entries(path: Path) -> dict[str, tuple[object, ...]]:
+    entries: dict[str, tuple[object, ...]] = {}
+    with tarfile.open(path) as tar:
+        for member in tar:
+            content = ""
+            if member.isfile():
+                fh = tar.extractfile(member)
+                content = hashlib.sha256(fh.read() if fh else b"").hexdigest()
+            entries[member.name] = (
+                member.type,
+                member.mode,
+                member.uid,
+                member.gid,
+                member.mtime,
+                member.linkname,
+                content,
+            )
+    return entries
+
+
+def first_differing_file(tar_a: Path, tar_b: Path) -> str:
+    a, b = tar_entries(tar_a), tar_entries(tar_b)
+    for name in sorted(set(a) | set(b)):
+        if a.get(name) != b.get(name):
+            return f"/{name.lstrip('./')} ({describe(a.get(name))} vs {describe(b.get(name))})"
+    return "(no file differs: the layer metadata does)"
+
+
+def describe(entry: tuple[object, ...] | None) -> str:
+    if entry is None:
+        return "absent"
+    _kind, mode, uid, gid, mtime, _link, content = entry
+    return f"mode {int(str(mode)):o} uid {uid} gid {gid} mtime {mtime} sha256 {str(content)[:12]}"
