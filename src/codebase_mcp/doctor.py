@@ -124,8 +124,9 @@ def check_python(facts: HostFacts) -> CheckResult:
     version = ".".join(map(str, facts.python))
     if facts.python >= (3, 11):
         return CheckResult("python", "ok", f"Python {version}")
-    return CheckResult("python", "fail", f"Python {version} is too old",
-                       "install Python 3.11 or newer")
+    return CheckResult(
+        "python", "fail", f"Python {version} is too old", "install Python 3.11 or newer"
+    )
 
 
 def check_program(facts: HostFacts, name: str) -> CheckResult:
@@ -133,15 +134,20 @@ def check_program(facts: HostFacts, name: str) -> CheckResult:
     optional = name in {"skopeo"} or (name == "newuidmap" and facts.uid == 0)
     path = facts.programs.get(name)
     if path is None:
-        return CheckResult(name, "warn" if optional else "fail", "not installed",
-                           f"sudo apt-get install {package}")
+        return CheckResult(
+            name, "warn" if optional else "fail", "not installed", f"sudo apt-get install {package}"
+        )
     version = facts.versions.get(name)
     minimum = MIN_VERSIONS.get(name)
     if minimum and version and version < minimum:
         shown = ".".join(map(str, version))
         wanted = ".".join(map(str, minimum))
-        return CheckResult(name, "fail", f"{shown} is older than {wanted}",
-                           f"upgrade {package} (Debian 12 ships a recent enough one)")
+        return CheckResult(
+            name,
+            "fail",
+            f"{shown} is older than {wanted}",
+            f"upgrade {package} (Debian 12 ships a recent enough one)",
+        )
     shown = ".".join(map(str, version)) if version else path
     return CheckResult(name, "ok", shown)
 
@@ -149,16 +155,21 @@ def check_program(facts: HostFacts, name: str) -> CheckResult:
 def check_runtime(facts: HostFacts) -> CheckResult:
     info = facts.podman_info
     if info is None:
-        return CheckResult("oci runtime", "fail",
-                           facts.errors.get("podman info", "podman is not usable"),
-                           "install podman, then run `podman info` to see what fails")
+        return CheckResult(
+            "oci runtime",
+            "fail",
+            facts.errors.get("podman info", "podman is not usable"),
+            "install podman, then run `podman info` to see what fails",
+        )
     host = info.get("host", {})
     runtime = host.get("ociRuntime", {}).get("name", "?")
     cgroups = host.get("cgroupVersion", "?")
     hybrid = cgroups == "v1" and Path("/sys/fs/cgroup/unified").is_dir()
     if runtime == "crun" and (cgroups == "v1" or hybrid):
         return CheckResult(
-            "oci runtime", "fail", f"crun on cgroups {cgroups} (hybrid cgroups are refused by crun)",
+            "oci runtime",
+            "fail",
+            f"crun on cgroups {cgroups} (hybrid cgroups are refused by crun)",
             'set `[engine] runtime = "runc"` in /etc/containers/containers.conf '
             "(and `apt-get install runc`)",
         )
@@ -166,19 +177,22 @@ def check_runtime(facts: HostFacts) -> CheckResult:
 
 
 def check_ulimits(facts: HostFacts) -> CheckResult:
-    configured = re.search(r"^\s*default_ulimits\s*=\s*\[(.*?)\]", facts.containers_conf,
-                           re.MULTILINE | re.DOTALL)
+    configured = re.search(
+        r"^\s*default_ulimits\s*=\s*\[(.*?)\]", facts.containers_conf, re.MULTILINE | re.DOTALL
+    )
     wanted = PODMAN_DEFAULT_NOFILE
     if configured:
         match = re.search(r"nofile=(\d+):(\d+)", configured.group(1))
         if match:
             wanted = int(match.group(2))
     if wanted <= facts.nofile_hard:
-        return CheckResult("ulimits", "ok", f"nofile hard limit {facts.nofile_hard}, "
-                           f"containers get {wanted}")
+        return CheckResult(
+            "ulimits", "ok", f"nofile hard limit {facts.nofile_hard}, containers get {wanted}"
+        )
     cap = min(facts.nofile_hard, 20000)
     return CheckResult(
-        "ulimits", "fail",
+        "ulimits",
+        "fail",
         f"containers would get nofile={wanted} but this host caps it at {facts.nofile_hard} "
         "(setrlimit fails)",
         f'add `default_ulimits = ["nofile={cap}:{cap}"]` under [containers] in '
@@ -190,20 +204,30 @@ def check_storage(facts: HostFacts) -> CheckResult:
     info = facts.podman_info or {}
     driver = info.get("store", {}).get("graphDriverName", "?")
     if facts.uid != 0 and driver == "vfs":
-        return CheckResult("storage", "warn", "vfs driver: builds work but use much more disk",
-                           "install fuse-overlayfs or use a kernel with rootless overlay")
+        return CheckResult(
+            "storage",
+            "warn",
+            "vfs driver: builds work but use much more disk",
+            "install fuse-overlayfs or use a kernel with rootless overlay",
+        )
     return CheckResult("storage", "ok", f"{driver} driver")
 
 
 def check_subids(facts: HostFacts) -> CheckResult:
     missing = [
-        name for name, text in (("/etc/subuid", facts.subuid), ("/etc/subgid", facts.subgid))
-        if not any(line.split(":")[0] in {facts.user, str(facts.uid)}
-                   for line in text.splitlines() if line.strip())
+        name
+        for name, text in (("/etc/subuid", facts.subuid), ("/etc/subgid", facts.subgid))
+        if not any(
+            line.split(":")[0] in {facts.user, str(facts.uid)}
+            for line in text.splitlines()
+            if line.strip()
+        )
     ]
     if missing:
         return CheckResult(
-            "subuid/subgid", "fail", f"no range for {facts.user} in {', '.join(missing)} "
+            "subuid/subgid",
+            "fail",
+            f"no range for {facts.user} in {', '.join(missing)} "
             "(rootless podman and mmdebstrap --mode=unshare need one)",
             f"sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {facts.user}",
         )
@@ -214,7 +238,8 @@ def check_tun(facts: HostFacts) -> CheckResult:
     if facts.tun_mode is None or facts.tun_mode & 0o006 == 0o006:
         return CheckResult("rootless network", "ok", "/dev/net/tun usable")
     return CheckResult(
-        "rootless network", "warn",
+        "rootless network",
+        "warn",
         f"/dev/net/tun is mode {facts.tun_mode:o}: slirp4netns cannot start for a plain user",
         "sudo chmod 0666 /dev/net/tun (published ports of a rootless pod need it)",
     )

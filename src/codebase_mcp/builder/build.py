@@ -108,10 +108,13 @@ class Builder:
             if definition.project is not None
             else None
         )
+        deps = [*entry.python.wheels, *entry.python.no_deps, *entry.python.tools]
         return planning.PythonContext(
             venv=definition.python.venv,
             pip_wheel=f"python/tools/{entry.python.tools[0].filename}",
             app_wheel=app,
+            deps_key=sha256_text(planning.requirements_text(deps))[:16],
+            app_key=(self._project_digest(definition) or "")[:16],
         )
 
     @staticmethod

@@ -31,6 +31,10 @@ class PythonContext:
     pip_wheel: str
     requirements: str = "python/requirements.txt"
     app_wheel: str | None = None
+    # buildah's layer cache keys a RUN step by its text and parent layer, not by
+    # what its bind mounts hold: these hashes in the RUN text make it see changes.
+    deps_key: str = ""
+    app_key: str = ""
 
 
 @dataclass(frozen=True)

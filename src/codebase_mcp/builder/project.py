@@ -16,9 +16,8 @@ def project_files(root: Path, patterns: list[str]) -> list[Path]:
     found: set[Path] = set()
     for pattern in patterns:
         # Before Python 3.13 a trailing "**" matches directories only.
-        if pattern.endswith("**"):
-            pattern += "/*"
-        for path in root.glob(pattern):
+        expanded = pattern + "/*" if pattern.endswith("**") else pattern
+        for path in root.glob(expanded):
             rel = path.relative_to(root)
             if (
                 path.is_file()

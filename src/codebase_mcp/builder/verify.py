@@ -73,7 +73,9 @@ def verify_images(
             id_a, layers_a = layers(runner, Storage(), first.ref)
             id_b, layers_b = layers(runner, storage, second.ref)
             if id_a != id_b or layers_a != layers_b:
-                detail = explain(runner, first.ref, storage, layers_a, layers_b, base)
+                detail = explain(
+                    runner, (first.ref, second.ref), storage, (layers_a, layers_b), base
+                )
                 raise NotReproducible(
                     f"image '{name}' is not reproducible: image id {id_a[:12]} vs {id_b[:12]}; "
                     f"{detail}",
@@ -101,20 +103,22 @@ def verify_images(
 
 def explain(
     runner: Runner,
-    ref: str,
+    refs: tuple[str, str],
     storage: Storage,
-    layers_a: list[str],
-    layers_b: list[str],
+    both_layers: tuple[list[str], list[str]],
     base: Path,
 ) -> str:
+    layers_a, layers_b = both_layers
+    if refs[0] != refs[1]:
+        return f"the inputs changed during the rebuild ({refs[0]} vs {refs[1]})"
     index = next(
         (i for i, (a, b) in enumerate(zip(layers_a, layers_b, strict=False)) if a != b),
         min(len(layers_a), len(layers_b)),
     )
     if index >= min(len(layers_a), len(layers_b)):
         return f"layer counts differ ({len(layers_a)} vs {len(layers_b)})"
-    tar_a = export_layer(runner, Storage(), ref, index, base / "a")
-    tar_b = export_layer(runner, storage, ref, index, base / "b")
+    tar_a = export_layer(runner, Storage(), refs[0], index, base / "a")
+    tar_b = export_layer(runner, storage, refs[1], index, base / "b")
     path = first_differing_file(tar_a, tar_b)
     return f"layer {index + 1} differs, first at {path}"
 

@@ -63,15 +63,23 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="codebase-mcp")
 @click.option(
-    "--debug", is_flag=True, envvar="CODEBASE_MCP_DEBUG",
+    "--debug",
+    is_flag=True,
+    envvar="CODEBASE_MCP_DEBUG",
     help="Show tracebacks on errors. [env: CODEBASE_MCP_DEBUG]",
 )
 @click.option(
-    "-v", "--verbose", is_flag=True, envvar="CODEBASE_MCP_VERBOSE",
+    "-v",
+    "--verbose",
+    is_flag=True,
+    envvar="CODEBASE_MCP_VERBOSE",
     help="Echo every host command before running it. [env: CODEBASE_MCP_VERBOSE]",
 )
 @click.option(
-    "-q", "--quiet", is_flag=True, envvar="CODEBASE_MCP_QUIET",
+    "-q",
+    "--quiet",
+    is_flag=True,
+    envvar="CODEBASE_MCP_QUIET",
     help="Only print results and errors. [env: CODEBASE_MCP_QUIET]",
 )
 @click.pass_context

@@ -54,16 +54,26 @@ ENTRYPOINT {{ config.entrypoint | tojson }}
 def deb(name: str, version: str = "1.0") -> DebPackage:
     filename = f"pool/main/{name[0]}/{name}/{name}_{version}_amd64.deb"
     return DebPackage(
-        name=name, version=version, arch="amd64", sha256=f"{hash(name) & 0xFFFF:064x}",
-        size=100, filename=filename, url=f"http://deb.example/debian/{filename}",
+        name=name,
+        version=version,
+        arch="amd64",
+        sha256=f"{hash(name) & 0xFFFF:064x}",
+        size=100,
+        filename=filename,
+        url=f"http://deb.example/debian/{filename}",
         snapshot_url=f"https://snapshot.example/{filename}",
     )
 
 
 def wheel(name: str, version: str = "1.0") -> LockedWheel:
     filename = f"{name}-{version}-py3-none-any.whl"
-    return LockedWheel(name=name, version=version, filename=filename,
-                       url=f"https://files.example/{filename}", sha256="ab" * 32)
+    return LockedWheel(
+        name=name,
+        version=version,
+        filename=filename,
+        url=f"https://files.example/{filename}",
+        sha256="ab" * 32,
+    )
 
 
 @pytest.fixture
@@ -79,11 +89,19 @@ def project(tmp_path: Path) -> Path:
     definition = load_definition(tmp_path, "demo")
     entry = ImageLock(
         resolved_from=definition.resolution_inputs(load_pyproject(tmp_path)),
-        debian=DebianLock(suite="trixie", mirror="http://deb.example/debian",
-                          snapshot="20260101T000000Z", packages=[deb("python3"), deb("libc6")]),
-        python=PythonLock(version="3.13", platform="manylinux_2_41_x86_64",
-                          wheels=[wheel("asyncpg"), wheel("click")], no_deps=[],
-                          tools=[wheel("pip", "26.0")]),
+        debian=DebianLock(
+            suite="trixie",
+            mirror="http://deb.example/debian",
+            snapshot="20260101T000000Z",
+            packages=[deb("python3"), deb("libc6")],
+        ),
+        python=PythonLock(
+            version="3.13",
+            platform="manylinux_2_41_x86_64",
+            wheels=[wheel("asyncpg"), wheel("click")],
+            no_deps=[],
+            tools=[wheel("pip", "26.0")],
+        ),
     )
     write_lock(tmp_path, Lock(source_date_epoch=1767225600, images={"demo": entry}))
     return tmp_path

@@ -75,14 +75,20 @@ def test_resolve_from_capture_pins_hash_url_and_snapshot(tmp_path: Path) -> None
 
 
 def test_installed_package_missing_from_index_is_an_error(tmp_path: Path) -> None:
-    status = STATUS + "\nPackage: ghost\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n"
+    status = (
+        STATUS + "\nPackage: ghost\nStatus: install ok installed\nVersion: 1\nArchitecture: all\n"
+    )
     with pytest.raises(LockError, match="ghost"):
         debian.resolve_from_capture(DebianInputs(packages=["python3"]), capture(tmp_path, status))
 
 
 def test_lock_and_build_share_the_package_recipe() -> None:
-    inputs = DebianInputs(packages=["b", "a"], path_excludes=["/x/*"],
-                          essential_hooks=["echo e"], customize_hooks=["echo c"])
+    inputs = DebianInputs(
+        packages=["b", "a"],
+        path_excludes=["/x/*"],
+        essential_hooks=["echo e"],
+        customize_hooks=["echo c"],
+    )
     lock = debian.lock_argv(inputs, "root", debian.Capture(Path("/cap")))
     build = debian.build_argv(inputs, "unshare", Path("/repo"), Path("/out.tar"), 86400 * 3)
     common = debian.common_options(inputs, "root")[2:]

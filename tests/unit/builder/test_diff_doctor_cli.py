@@ -12,10 +12,19 @@ from codebase_mcp.cli import cli, main
 
 
 def lock_with(version: str, wheel_version: str) -> dict[str, object]:
-    return {"source_date_epoch": 1, "images": {"server": {
-        "debian": {"packages": [{"name": "libc6", "version": version, "sha256": "c" * 64}]},
-        "python": {"wheels": [{"name": "click", "version": wheel_version, "sha256": "d" * 64}],
-                   "no_deps": [], "tools": []}}}}
+    return {
+        "source_date_epoch": 1,
+        "images": {
+            "server": {
+                "debian": {"packages": [{"name": "libc6", "version": version, "sha256": "c" * 64}]},
+                "python": {
+                    "wheels": [{"name": "click", "version": wheel_version, "sha256": "d" * 64}],
+                    "no_deps": [],
+                    "tools": [],
+                },
+            }
+        },
+    }
 
 
 def test_diff_names_changed_packages() -> None:
@@ -26,15 +35,27 @@ def test_diff_names_changed_packages() -> None:
 
 
 def facts(**over: object) -> doctor.HostFacts:
-    base = dict(uid=0, user="root", python=(3, 11),
-                programs={n: f"/usr/bin/{n}" for n in doctor.APT_PACKAGES},
-                versions={"podman": (4, 3, 1), "buildah": (1, 28, 2), "mmdebstrap": (1, 3, 5),
-                          "skopeo": (1, 9, 3)},
-                podman_info={"host": {"ociRuntime": {"name": "runc"}, "cgroupVersion": "v2"},
-                             "store": {"graphDriverName": "overlay"}},
-                nofile_hard=20000,
-                containers_conf='[containers]\ndefault_ulimits = ["nofile=20000:20000"]\n',
-                subuid="", subgid="", tun_mode=0o666)
+    base = dict(
+        uid=0,
+        user="root",
+        python=(3, 11),
+        programs={n: f"/usr/bin/{n}" for n in doctor.APT_PACKAGES},
+        versions={
+            "podman": (4, 3, 1),
+            "buildah": (1, 28, 2),
+            "mmdebstrap": (1, 3, 5),
+            "skopeo": (1, 9, 3),
+        },
+        podman_info={
+            "host": {"ociRuntime": {"name": "runc"}, "cgroupVersion": "v2"},
+            "store": {"graphDriverName": "overlay"},
+        },
+        nofile_hard=20000,
+        containers_conf='[containers]\ndefault_ulimits = ["nofile=20000:20000"]\n',
+        subuid="",
+        subgid="",
+        tun_mode=0o666,
+    )
     base.update(over)
     return doctor.HostFacts(**base)  # type: ignore[arg-type]
 
@@ -70,13 +91,17 @@ def test_doctor_rootless_needs_subuid_ranges() -> None:
     assert results["subuid/subgid"].status == "fail"
     assert "usermod" in results["subuid/subgid"].fix
     assert results["rootless network"].status == "warn"
-    ok = by_name(doctor.evaluate(facts(uid=1000, user="dev", subuid="dev:100000:65536\n",
-                                       subgid="dev:100000:65536\n")))
+    ok = by_name(
+        doctor.evaluate(
+            facts(uid=1000, user="dev", subuid="dev:100000:65536\n", subgid="dev:100000:65536\n")
+        )
+    )
     assert ok["subuid/subgid"].status == "ok"
 
 
-def test_cli_unknown_image_exits_with_its_code(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_unknown_image_exits_with_its_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = Path(__file__).resolve().parents[3]
     monkeypatch.setenv("CODEBASE_MCP_ROOT", str(repo))
     with pytest.raises(SystemExit) as info:
@@ -86,8 +111,9 @@ def test_cli_unknown_image_exits_with_its_code(tmp_path: Path, capsys: pytest.Ca
     assert "error: no image named 'no-such-image'" in err and "postgres" in err
 
 
-def test_cli_missing_lock_says_how_to_make_one(project: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_missing_lock_says_how_to_make_one(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (project / "build" / "lock.json").unlink()
     with pytest.raises(SystemExit) as info:
         main(["image", "build", "--root", str(project), "demo"])
@@ -103,5 +129,7 @@ def test_help_lists_every_image_command() -> None:
 
 def test_doctor_json_is_parseable() -> None:
     data = json.loads(doctor.as_json([doctor.CheckResult("x", "ok", "fine")]))
-    assert data == {"ok": True, "checks": [{"name": "x", "status": "ok", "detail": "fine",
-                                            "fix": ""}]}
+    assert data == {
+        "ok": True,
+        "checks": [{"name": "x", "status": "ok", "detail": "fine", "fix": ""}],
+    }

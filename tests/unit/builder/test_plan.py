@@ -74,8 +74,9 @@ def test_template_syntax_error_names_line(project: Path) -> None:
 
 def test_stale_lock_names_the_entry(project: Path) -> None:
     toml = project / "images" / "demo" / "image.toml"
-    toml.write_text(toml.read_text().replace('packages = ["python3"]',
-                                             'packages = ["python3", "curl"]'))
+    toml.write_text(
+        toml.read_text().replace('packages = ["python3"]', 'packages = ["python3", "curl"]')
+    )
     with pytest.raises(LockOutOfDate) as info:
         planned(project)
     assert "images.demo.debian.packages" in info.value.message
@@ -129,7 +130,7 @@ def test_rootfs_key_ignores_mode_but_not_packages(project: Path) -> None:
     key = rootfs_key(definition, entry, 1)
     assert key == rootfs_key(definition, entry, 1)
     assert key != rootfs_key(definition, entry, 2)
-    fewer = entry.model_copy(update={
-        "debian": entry.debian.model_copy(update={"packages": entry.debian.packages[:1]})
-    })
+    fewer = entry.model_copy(
+        update={"debian": entry.debian.model_copy(update={"packages": entry.debian.packages[:1]})}
+    )
     assert rootfs_key(definition, fewer, 1) != key

@@ -1,0 +1,159 @@
+"""The builder against real buildah, podman and mmdebstrap."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from codebase_mcp.builder.build import Builder, BuildResult
+from codebase_mcp.builder.store import Store, default_store
+from codebase_mcp.builder.verify import verify_images
+from codebase_mcp.errors import HashMismatch
+from codebase_mcp.proc import Runner
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[3]
+
+
+def layers(ref: str) -> list[str]:
+    out = subprocess.run(
+        ["podman", "image", "inspect", ref], check=True, capture_output=True, text=True
+    ).stdout
+    return list(json.loads(out)[0]["RootFS"]["Layers"])
+
+
+def exists(ref: str) -> bool:
+    return subprocess.run(["podman", "image", "exists", ref]).returncode == 0
+
+
+def copy_checkout(target: Path) -> Path:
+    """The parts of the checkout the builder reads, to change without touching the repo."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("pyproject.toml", "README.md", ".gitignore"):
+        shutil.copy2(REPO / name, target / name)
+    for name in ("src", "migrations", "images"):
+        shutil.copytree(REPO / name, target / name, ignore=ignore)
+    (target / "build").mkdir()
+    shutil.copy2(REPO / "build" / "lock.json", target / "build" / "lock.json")
+    return target
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, BuildResult]:
+    results = Builder.create(REPO).build(["postgres", "server"])
+    return {r.name: r for r in results}
+
+
+@pytest.fixture
+def removable_refs() -> Iterator[list[str]]:
+    refs: list[str] = []
+    yield refs
+    for ref in refs:
+        subprocess.run(["podman", "rmi", "-f", ref], capture_output=True)
+
+
+def test_both_images_build_with_content_addressed_tags(built: dict[str, BuildResult]) -> None:
+    for name, result in built.items():
+        assert result.ref == f"localhost/codebase-mcp-{name}:{result.input_hash[:32]}"
+        assert exists(result.ref)
+        assert result.image_id.startswith("sha256:") and result.size_bytes > 10_000_000
+    # Layers: OS; OS + entrypoint for postgres; OS / Python deps / app for the server.
+    assert len(layers(built["server"].ref)) == 3
+    assert len(layers(built["postgres"].ref)) == 2
+
+
+def test_second_build_is_cached_and_runs_no_buildah(built: dict[str, BuildResult]) -> None:
+    runner = Runner()
+    again = Builder.create(REPO, runner=runner).build(["postgres", "server"])
+    assert all(r.cached for r in again)
+    assert [r.image_id for r in again] == [built["postgres"].image_id, built["server"].image_id]
+    assert not [c for c in runner.calls if c[0] in {"buildah", "mmdebstrap"}]
+
+
+def test_image_labels_carry_input_hash_and_epoch(built: dict[str, BuildResult]) -> None:
+    out = subprocess.run(
+        ["podman", "image", "inspect", built["server"].ref],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    labels = json.loads(out)[0]["Labels"]
+    assert labels["io.codebase-mcp.input-hash"] == built["server"].input_hash
+    assert labels["org.opencontainers.image.created"].endswith("Z")
+    assert "io.buildah.version" not in labels  # --identity-label=false
+
+
+def test_server_image_runs_the_project_as_non_root(built: dict[str, BuildResult]) -> None:
+    out = subprocess.run(
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/bin/sh",
+            built["server"].ref,
+            "-c",
+            "id -u; codebase-mcp --version",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert out[0] == "10001"
+    assert out[-1] == "0.1.0"
+
+
+def test_source_change_rebuilds_only_the_app_layer(
+    built: dict[str, BuildResult], tmp_path: Path, removable_refs: list[str]
+) -> None:
+    root = copy_checkout(tmp_path)
+    init = root / "src" / "codebase_mcp" / "__init__.py"
+    init.write_text(init.read_text() + "\n# a source-only change\n")
+    (changed,) = Builder.create(root).build(["server"])
+    removable_refs.append(changed.ref)
+    assert changed.ref != built["server"].ref and not changed.cached
+    before, after = layers(built["server"].ref), layers(changed.ref)
+    assert before[:2] == after[:2]
+    assert before[2] != after[2]
+
+
+def test_tampered_store_entry_fails_and_tags_nothing(tmp_path: Path) -> None:
+    root = copy_checkout(tmp_path / "repo")
+    entry = root / "images" / "postgres" / "entrypoint.sh"
+    entry.write_text(entry.read_text() + "\n# changed so that the tag is new\n")
+    lock = json.loads((root / "build" / "lock.json").read_text())
+    packages = lock["images"]["postgres"]["debian"]["packages"]
+    store = Store(tmp_path / "store")
+    (store.root / "sha256").mkdir(parents=True)
+    for package in packages:  # real copies: tampering must not reach the shared store
+        shutil.copyfile(
+            default_store() / "sha256" / package["sha256"], store.path(package["sha256"])
+        )
+    victim = next(p for p in packages if p["name"] == "postgresql-17-pgvector")
+    with store.path(victim["sha256"]).open("ab") as fh:
+        fh.write(b"tampered")
+    builder = Builder(root=root, store=store, runner=Runner())
+    ref = builder.plan("postgres")[2].ref
+    with pytest.raises(HashMismatch) as info:
+        builder.build(["postgres"])
+    assert "postgresql-17-pgvector" in info.value.message and victim["sha256"] in info.value.message
+    assert not exists(ref)
+
+
+@pytest.mark.slow
+def test_rebuild_from_empty_storage_is_bit_for_bit_identical(
+    built: dict[str, BuildResult],
+) -> None:
+    reports = verify_images(REPO, ["postgres", "server"])
+    assert [r["image_id"] for r in reports] == [
+        built["postgres"].image_id,
+        built["server"].image_id,
+    ]
+    assert all(r["identical"] for r in reports)

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import pytest
+
+from codebase_mcp.errors import CommandFailed, ToolMissing
+from codebase_mcp.proc import Runner, quote
+
+
+def test_missing_tool_names_the_package() -> None:
+    with pytest.raises(ToolMissing) as info:
+        Runner().run(["mmdebstrap-does-not-exist", "--version"])
+    assert "not installed" in info.value.message
+    assert info.value.hint and "apt-get install" in info.value.hint
+
+
+def test_failure_carries_stderr_tail_and_hint() -> None:
+    with pytest.raises(CommandFailed) as info:
+        Runner().run(
+            ["python3", "-c", "import sys; sys.stderr.write('boom\\n'); sys.exit(3)"],
+            hint="try again",
+        )
+    assert info.value.returncode == 3
+    assert "boom" in info.value.message and info.value.hint == "try again"
+
+
+def test_calls_are_recorded_and_quoted() -> None:
+    runner = Runner()
+    result = runner.run(["python3", "-c", "print('a b')"])
+    assert result.stdout == "a b\n"
+    assert runner.calls == [("python3", "-c", "print('a b')")]
+    assert quote(["echo", "a b"]) == "echo 'a b'"
