@@ -73,7 +73,9 @@ class Builder:
             definition, image_dir, planning.template_variables(definition, entry, epoch, python_ctx)
         )
         project_digest = self._project_digest(definition)
+        provenance = self._provenance(definition)
         digest = planning.input_hash(
+            provenance=provenance,
             rootfs=rootfs_key(definition, entry, epoch),
             definition=definition,
             containerfile=containerfile,
@@ -87,9 +89,30 @@ class Builder:
             ref=planning.image_ref(name, digest),
             input_hash=digest,
             containerfile=containerfile,
-            labels=planning.oci_labels(definition, digest, epoch),
+            labels=planning.oci_labels(definition, digest, epoch, provenance),
         )
         return definition, entry, image_plan
+
+    def _provenance(self, definition: ImageDefinition) -> dict[str, str]:
+        """Where the image's inputs come from: the repository and the last commit changing them.
+
+        The commit is the last one that touched this image's inputs (not HEAD), so
+        commits elsewhere in the tree leave the image, and its digest, unchanged.
+        """
+        paths = [f"images/{definition.name}", "images/_shared", "build/lock.json"]
+        if definition.project is not None:
+            paths += [p.split("*", 1)[0].rstrip("/") or "." for p in definition.project.files]
+        revision = self.runner.run(
+            ["git", "-C", str(self.root), "log", "-1", "--format=%H", "--", *sorted(set(paths))],
+            check=False,
+        )
+        source = self.runner.run(
+            ["git", "-C", str(self.root), "config", "--get", "remote.origin.url"], check=False
+        )
+        return {
+            "revision": revision.stdout.strip() if revision.returncode == 0 else "",
+            "source": source.stdout.strip() if source.returncode == 0 else "",
+        }
 
     def _project_digest(self, definition: ImageDefinition) -> str | None:
         if definition.project is None:

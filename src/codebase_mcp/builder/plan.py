@@ -115,6 +115,7 @@ def requirements_text(wheels: list[LockedWheel]) -> str:
 
 def input_hash(
     *,
+    provenance: dict[str, str],
     rootfs: str,
     definition: ImageDefinition,
     containerfile: str,
@@ -128,6 +129,7 @@ def input_hash(
         "builder": [__version__, BUILDER_FORMAT],
         "containerfile": containerfile,
         "rootfs": rootfs,
+        "provenance": provenance,
         "lock": entry.model_dump(mode="json", exclude={"resolved_from"}),
         "epoch": epoch,
         "project": project_digest,
@@ -141,7 +143,9 @@ def image_ref(name: str, digest: str) -> str:
     return f"{REF_PREFIX}{name}:{digest[:32]}"
 
 
-def oci_labels(definition: ImageDefinition, digest: str, epoch: int) -> dict[str, str]:
+def oci_labels(
+    definition: ImageDefinition, digest: str, epoch: int, provenance: dict[str, str] | None = None
+) -> dict[str, str]:
     created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     labels = {
         "org.opencontainers.image.title": f"codebase-mcp-{definition.name}",
@@ -151,6 +155,9 @@ def oci_labels(definition: ImageDefinition, digest: str, epoch: int) -> dict[str
         "org.opencontainers.image.licenses": "MIT",
         HASH_LABEL: digest,
     }
+    for key in ("revision", "source"):
+        if provenance and provenance.get(key):
+            labels[f"org.opencontainers.image.{key}"] = provenance[key]
     labels.update(definition.config.labels)
     return dict(sorted(labels.items()))
 

@@ -183,3 +183,20 @@ def diff(a: str, b: str, as_json: bool, root: Path | None) -> None:
             f"{change['image']:<10} {change['kind']:<7} {change['name']}: "
             f"{change['a'] or '-'} → {change['b'] or '-'}"
         )
+
+
+def _add_publishing_commands() -> None:
+    """`publish`, `sbom` and `gc` live in their own module and join this group."""
+    import importlib
+
+    try:
+        image_publish = importlib.import_module("codebase_mcp.cli.image_publish")
+    except ModuleNotFoundError as exc:
+        if exc.name != "codebase_mcp.cli.image_publish":
+            raise
+        return
+    for command in image_publish.commands():
+        image.add_command(command)
+
+
+_add_publishing_commands()
