@@ -38,3 +38,24 @@ def build(names: list[str], root: Path | None = None) -> list[object]:
     from codebase_mcp.builder.build import Builder
 
     return list(Builder.create(root or repo_root()).build(names))
+
+
+def upstream_ref(name: str, root: Path | None = None) -> str:
+    """``repository@sha256:…`` of an upstream image pinned in the lock (e.g. ``ollama``)."""
+    from codebase_mcp.builder.lockfile import load_lock
+    from codebase_mcp.errors import LockOutOfDate
+
+    lock = load_lock(root or repo_root())
+    entry = lock.upstream.get(name)
+    if entry is None:
+        raise LockOutOfDate(
+            f"the lock has no upstream image '{name}'",
+            hint="declare it in images/upstream.toml and run `codebase-mcp image lock`",
+        )
+    if entry.pinned is None:
+        raise LockOutOfDate(
+            f"upstream image '{name}' ({entry.reference}) is not pinned by digest in the lock",
+            hint="run `codebase-mcp image lock` on a host that can reach the registry, "
+            "and commit build/lock.json; an unpinned tag is never used",
+        )
+    return entry.pinned

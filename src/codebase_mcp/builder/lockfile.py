@@ -66,10 +66,24 @@ class ImageLock(Frozen):
     python: PythonLock | None = None
 
 
+class UpstreamLock(Frozen):
+    """An image built elsewhere, used by digest only (never pulled by tests here)."""
+
+    reference: str  # what was resolved, e.g. docker.io/ollama/ollama:latest
+    digest: str | None = None  # sha256:… of the manifest; None until a lock could reach it
+
+    @property
+    def pinned(self) -> str | None:
+        if self.digest is None:
+            return None
+        return f"{self.reference.rsplit(':', 1)[0]}@{self.digest}"
+
+
 class Lock(Frozen):
     version: Literal[1] = 1
     source_date_epoch: int
     images: dict[str, ImageLock]
+    upstream: dict[str, UpstreamLock] = {}
 
     def image(self, name: str) -> ImageLock:
         if name not in self.images:

@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 from codebase_mcp import ui
@@ -21,6 +22,7 @@ from codebase_mcp.builder.lockfile import (
     Lock,
     LockedWheel,
     PythonLock,
+    UpstreamLock,
     load_lock,
     lock_path,
     write_lock,
@@ -64,8 +66,42 @@ def lock_images(
         epochs.append(epoch)
     known = {d.name for d in definitions}
     images = {k: v for k, v in sorted(images.items()) if k in known}
-    lock = Lock(source_date_epoch=max(epochs), images=images)
+    upstream = resolve_upstream(root, previous, runner)
+    lock = Lock(source_date_epoch=max(epochs), images=images, upstream=upstream)
     return write_lock(root, lock), [d.name for d in chosen]
+
+
+def upstream_definitions(root: Path) -> dict[str, str]:
+    """name → reference from images/upstream.toml."""
+    path = root / "images" / "upstream.toml"
+    if not path.is_file():
+        return {}
+    data = tomllib.loads(path.read_text())
+    return {name: str(entry["reference"]) for name, entry in sorted(data.items())}
+
+
+def resolve_upstream(root: Path, previous: Lock | None, runner: Runner) -> dict[str, UpstreamLock]:
+    """Pin each upstream image by digest with skopeo; keep the old pin when unreachable."""
+    pinned: dict[str, UpstreamLock] = {}
+    for name, reference in upstream_definitions(root).items():
+        result = runner.run(
+            ["skopeo", "inspect", "--format", "{{.Digest}}", f"docker://{reference}"],
+            check=False,
+            timeout=120,
+        )
+        digest = result.stdout.strip() if result.returncode == 0 else ""
+        if digest.startswith("sha256:"):
+            pinned[name] = UpstreamLock(reference=reference, digest=digest)
+            continue
+        old = previous.upstream.get(name) if previous else None
+        kept = old if old is not None and old.reference == reference else None
+        reason = (result.stderr.strip().splitlines() or ["no digest"])[-1]
+        ui.warn(
+            f"could not resolve {reference} ({reason}); "
+            + ("keeping the previous digest" if kept and kept.digest else "left unpinned")
+        )
+        pinned[name] = kept or UpstreamLock(reference=reference)
+    return pinned
 
 
 def select(

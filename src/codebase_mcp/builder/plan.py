@@ -20,7 +20,7 @@ from codebase_mcp.errors import TemplateError
 REF_PREFIX = "localhost/codebase-mcp-"
 HASH_LABEL = "io.codebase-mcp.input-hash"
 # Bump when the builder changes how images are made: it is part of every input hash.
-BUILDER_FORMAT = 1
+BUILDER_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -183,6 +183,12 @@ def buildah_argv(
         "--timestamp",
         str(epoch),
         "--identity-label=false",
+        # buildah 1.28 with --layers points base.digest at a cached intermediate
+        # image (buildah#4657), which differs between builds; FROM scratch has no base.
+        "--annotation",
+        "org.opencontainers.image.base.digest=",
+        "--annotation",
+        "org.opencontainers.image.base.name=",
         "--file",
         str(context / "Containerfile"),
         "--tag",

@@ -115,12 +115,43 @@ def explain(
         (i for i, (a, b) in enumerate(zip(layers_a, layers_b, strict=False)) if a != b),
         min(len(layers_a), len(layers_b)),
     )
-    if index >= min(len(layers_a), len(layers_b)):
+    if len(layers_a) != len(layers_b):
         return f"layer counts differ ({len(layers_a)} vs {len(layers_b)})"
+    if index >= len(layers_a):
+        return "layers are identical, the image configuration differs: " + config_difference(
+            runner, refs, storage
+        )
     tar_a = export_layer(runner, Storage(), refs[0], index, base / "a")
     tar_b = export_layer(runner, storage, refs[1], index, base / "b")
     path = first_differing_file(tar_a, tar_b)
     return f"layer {index + 1} differs, first at {path}"
+
+
+IGNORED_KEYS = {"Id", "Digest", "RepoTags", "RepoDigests", "Names", "NamesHistory", "GraphDriver"}
+
+
+def flatten(value: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for key, item in value.items():
+            if not prefix and key in IGNORED_KEYS:
+                continue
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list):
+        out = {}
+        for i, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def config_difference(runner: Runner, refs: tuple[str, str], storage: Storage) -> str:
+    a = json.loads(runner.run(["podman", "image", "inspect", refs[0]]).stdout)[0]
+    b = json.loads(runner.run(["podman", *storage.args, "image", "inspect", refs[1]]).stdout)[0]
+    flat_a, flat_b = flatten(a), flatten(b)
+    keys = [k for k in sorted(set(flat_a) | set(flat_b)) if flat_a.get(k) != flat_b.get(k)]
+    return "; ".join(f"{k}: {flat_a.get(k)!r} vs {flat_b.get(k)!r}" for k in keys[:6]) or "?"
 
 
 def export_layer(runner: Runner, storage: Storage, ref: str, index: int, out: Path) -> Path:
