@@ -17,7 +17,7 @@ $(STAMP): requirements/dev.lock pyproject.toml
 	touch $(STAMP)
 
 .PHONY: help venv lock lock-dev check lint typecheck test test-unit test-integration test-e2e \
-	images up down doctor bench bench-build clean
+	images up down doctor bench-build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ down: $(STAMP) ## stop the stack (keeps data; `codebase-mcp down --volumes` remo
 
 bench-build: $(STAMP) ## builder benchmark → bench/results/build.json
 	$(BIN)/python bench/bench_build.py
+
+bench-%: $(STAMP) ## any benchmark: bench-search, bench-init, bench-embedder, bench-up
+	$(BIN)/python bench/bench_$*.py
 
 clean: ## remove .venv and caches (not the store)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -20,7 +20,7 @@ from codebase_mcp.errors import TemplateError
 REF_PREFIX = "localhost/codebase-mcp-"
 HASH_LABEL = "io.codebase-mcp.input-hash"
 # Bump when the builder changes how images are made: it is part of every input hash.
-BUILDER_FORMAT = 2
+BUILDER_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,9 @@ def buildah_argv(
         "org.opencontainers.image.base.digest=",
         "--annotation",
         "org.opencontainers.image.base.name=",
+        # With --layers, history comments name the cached intermediate images
+        # ("FROM 1a2b…"), whose IDs differ between builds that RUN something.
+        "--omit-history",
         "--file",
         str(context / "Containerfile"),
         "--tag",
