@@ -110,6 +110,29 @@ def test_server_image_runs_the_project_as_non_root(built: dict[str, BuildResult]
     assert out[-1] == "0.1.0"
 
 
+def test_server_image_has_what_its_compiled_wheels_need(built: dict[str, BuildResult]) -> None:
+    modules = "asyncpg, pgvector.asyncpg, tree_sitter, tree_sitter_python, fastmcp, alembic, greenlet"
+    result = subprocess.run(
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--read-only",
+            "--entrypoint",
+            "/opt/venv/bin/python",
+            built["server"].ref,
+            "-c",
+            f"import {modules}; print('ok')",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"
+
+
 def test_source_change_rebuilds_only_the_app_layer(
     built: dict[str, BuildResult], tmp_path: Path, removable_refs: list[str]
 ) -> None:
