@@ -167,6 +167,24 @@ class DependencyTimeout(CodebaseMcpError):
     exit_code = 3
 
 
+class DatabaseTimeout(DependencyTimeout):
+    """``init``: Postgres was not ready (connect, auth, ``SELECT 1``, pgvector) before the deadline."""
+
+    exit_code = 3
+
+
+class EmbedderTimeout(DependencyTimeout):
+    """``init``: the embedder (Ollama API) or its model was not ready before the deadline."""
+
+    exit_code = 9
+
+
+class ChildStartFailed(CodebaseMcpError):
+    """``init``: the command after ``--`` could not be started (not found, not executable)."""
+
+    exit_code = 127
+
+
 class MigrationFailed(CodebaseMcpError):
     """``alembic upgrade head`` failed."""
 
@@ -190,3 +208,34 @@ class EmbedderProbeFailed(CodebaseMcpError):
     """``codebase-mcp embedder probe`` found the embedder down or without the model."""
 
     exit_code = 51
+
+
+# --- the server (semantic search) ---------------------------------------------
+class InvalidToolInput(CodebaseMcpError):
+    """A tool argument is invalid (empty query, limit out of range, bad id...)."""
+
+    exit_code = 60
+
+
+class PathNotAllowed(CodebaseMcpError):
+    """A repository path does not exist, is not a directory or lies outside the allowed roots."""
+
+    exit_code = 61
+
+
+class NotFound(CodebaseMcpError):
+    """An unknown project or job."""
+
+    exit_code = 62
+
+
+class EmbeddingModelMismatch(CodebaseMcpError):
+    """A project was indexed with another embedding model or dimension than the server uses."""
+
+    exit_code = 63
+
+
+class EmbedderError(CodebaseMcpError):
+    """The embedder is unreachable or answered with an error."""
+
+    exit_code = 64
