@@ -34,6 +34,7 @@ def exists(ref: str) -> bool:
 def copy_checkout(target: Path) -> Path:
     """The parts of the checkout the builder reads, to change without touching the repo."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    target.mkdir(parents=True, exist_ok=True)
     for name in ("pyproject.toml", "README.md", ".gitignore"):
         shutil.copy2(REPO / name, target / name)
     for name in ("src", "migrations", "images"):
