@@ -112,7 +112,7 @@ def test_server_image_runs_the_project_as_non_root(built: dict[str, BuildResult]
 
 
 def test_server_image_has_what_its_compiled_wheels_need(built: dict[str, BuildResult]) -> None:
-    modules = "asyncpg, pgvector.asyncpg, tree_sitter, tree_sitter_python, fastmcp, alembic, greenlet"
+    modules = "asyncpg, pgvector.asyncpg, tree_sitter_python, fastmcp, alembic, greenlet"
     result = subprocess.run(
         [
             "podman",

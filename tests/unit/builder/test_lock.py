@@ -57,3 +57,26 @@ def test_unreachable_registry_keeps_the_previous_pin(project: Path) -> None:
     assert runner.calls[0][:2] == ("skopeo", "inspect")
     fresh = resolve_upstream(project, Lock(source_date_epoch=0, images={}), runner)
     assert fresh["ollama"].digest is None and fresh["ollama"].pinned is None
+
+
+class UnreachableMirror(Runner):
+    def run(self, argv, **kwargs):  # type: ignore[no-untyped-def,override]
+        self.calls.append(tuple(argv))
+        from codebase_mcp.errors import CommandFailed
+
+        raise CommandFailed(
+            "`mmdebstrap …` failed with exit code 25:\nE: Failed to fetch", returncode=25
+        )
+
+
+def test_unreachable_mirror_leaves_the_lock_untouched(project: Path) -> None:
+    from codebase_mcp.builder.locking import lock_images
+
+    path = project / "build" / "lock.json"
+    before = path.read_bytes()
+    with pytest.raises(LockError) as info:
+        lock_images(project, ["demo"], runner=UnreachableMirror())
+    assert "resolving Debian packages for 'demo' failed" in info.value.message
+    assert info.value.hint is not None and "was not changed" in info.value.hint
+    assert path.read_bytes() == before
+    assert not list(path.parent.glob(".*.tmp"))
