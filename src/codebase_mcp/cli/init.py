@@ -1,0 +1,194 @@
+"""``codebase-mcp init`` (the server image's ENTRYPOINT) and ``codebase-mcp health`` (its probe).
+
+Only click is imported at module level: ``health`` runs as an exec probe every
+few seconds and must start fast, and ``init`` pays only for what it uses.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from codebase_mcp.errors import ConfigError, HealthCheckFailed
+
+T = TypeVar("T")
+
+
+def _env(name: str, default: object) -> str:
+    return f"[env: CODEBASE_MCP_INIT_{name}; default: {default}]"
+
+
+@click.command(
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"Seconds to wait for Postgres and the embedder together. {_env('DEADLINE', 60)}",
+)
+@click.option(
+    "--grace-period",
+    type=click.FloatRange(min=0),
+    help="Seconds the command gets after SIGTERM/SIGINT/SIGQUIT before SIGKILL. "
+    + _env("GRACE_PERIOD", 10),
+)
+@click.option(
+    "--backoff-base",
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"First retry delay in seconds (doubles per attempt). {_env('BACKOFF_BASE', 0.2)}",
+)
+@click.option(
+    "--backoff-max",
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"Largest retry delay in seconds. {_env('BACKOFF_MAX', 5)}",
+)
+@click.option(
+    "--attempt-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"Timeout of one probe in seconds. {_env('ATTEMPT_TIMEOUT', 5)}",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    help=f"One line per event, as JSON or key=value text. {_env('LOG_FORMAT', 'text')}",
+)
+@click.option(
+    "--wait-database/--no-wait-database",
+    default=None,
+    help=f"Wait for Postgres (DATABASE_URL or DATABASE_*). {_env('WAIT_DATABASE', 'true')}",
+)
+@click.option(
+    "--wait-embedder/--no-wait-embedder",
+    default=None,
+    help="Wait for the embedder (EMBEDDER_URL) and its model (EMBEDDER_MODEL; pulled when "
+    f"EMBEDDER_PULL=true). {_env('WAIT_EMBEDDER', 'true')}",
+)
+@click.option(
+    "--migrate/--no-migrate",
+    default=None,
+    help=f"Run `alembic upgrade head` under an advisory lock. {_env('MIGRATE', 'true')}",
+)
+@click.option(
+    "--migrations",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Alembic script directory to apply. "
+    + _env("MIGRATIONS", "the migrations shipped with codebase-mcp"),
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def init(command: tuple[str, ...], **options: Any) -> None:
+    """Wait for Postgres and the embedder, migrate, then run COMMAND and supervise it.
+
+    \b
+    codebase-mcp init [OPTIONS] -- codebase-mcp serve --transport http
+
+    As PID 1 it forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT (and SIGUSR1/2, SIGWINCH)
+    to COMMAND, reaps orphaned processes and exits with COMMAND's exit code
+    (128+N when it died of signal N). Without COMMAND it exits 0 after migrating.
+    Exit codes of its own: 3 Postgres not ready, 9 embedder not ready, 7 migration
+    failed, 127 COMMAND cannot be started; see docs/init.md.
+    """
+    from codebase_mcp.init.log import EventLog
+    from codebase_mcp.init.run import InitPlan, Interrupted, run_init
+    from codebase_mcp.init.settings import InitSettings
+    from codebase_mcp.settings import DatabaseSettings, EmbedderSettings
+
+    given = {key: value for key, value in options.items() if value is not None}
+    settings = _settings(InitSettings, "CODEBASE_MCP_INIT_", **given)
+    needs_db = settings.wait_database or settings.migrate
+    plan = InitPlan(
+        settings=settings,
+        argv=command,
+        database=_settings(DatabaseSettings, "DATABASE_") if needs_db else None,
+        embedder=_settings(EmbedderSettings, "EMBEDDER_") if settings.wait_embedder else None,
+        script_location=settings.migrations,
+    )
+    log = EventLog(fmt=settings.log_format)
+    try:
+        code = run_init(plan, log)
+    except Interrupted as stop:
+        log.warning("init.interrupted", signal=stop.signo, exit_code=stop.exit_code)
+        code = stop.exit_code
+    # The child's exit code is the init's: not an error, so no CodebaseMcpError.
+    sys.exit(code)
+
+
+def _settings(model: type[T], env_prefix: str, **given: Any) -> T:
+    """Build a settings model; a validation error names the variable to fix."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        where = f"{env_prefix}{field.upper()}" if field else f"{env_prefix}* settings"
+        raise ConfigError(
+            f"invalid {where}: {first['msg']}",
+            hint=f"fix the {env_prefix}* environment variables or the matching options",
+        ) from exc
+
+
+def health_url(port: str | None) -> str:
+    return f"http://127.0.0.1:{port or '8000'}/health"
+
+
+def unhealthy_reason(payload: object) -> str:
+    """A one-line summary of a /health body whose status is not ``ok``."""
+    if not isinstance(payload, dict):
+        return f"unexpected answer {str(payload)[:120]!r}"
+    parts = [f"status={payload.get('status')!r}"]
+    for key in ("database", "embedder"):
+        part = payload.get(key)
+        if isinstance(part, dict) and part.get("status") != "ok":
+            detail = str(part.get("status", "?"))
+            if part.get("error"):
+                detail += f" ({' '.join(str(part['error']).split())[:160]})"
+            parts.append(f"{key}: {detail}")
+    return ", ".join(parts)
+
+
+@click.command()
+@click.option(
+    "--url",
+    envvar="CODEBASE_MCP_HEALTH_URL",
+    help="Health endpoint. [env: CODEBASE_MCP_HEALTH_URL; default: "
+    "http://127.0.0.1:${CODEBASE_MCP_PORT:-8000}/health]",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3.0,
+    show_default=True,
+    help="Seconds to wait for the answer.",
+)
+def health(url: str | None, timeout: float) -> None:
+    """Exit 0 when the server answers GET /health with 200 and status "ok".
+
+    Otherwise exit 8 with a one-line reason. Meant as an exec liveness/health
+    probe: no curl needed, and it imports nothing heavy.
+    """
+    import json
+    import os
+    import urllib.error
+    import urllib.request
+
+    target = url or health_url(os.environ.get("CODEBASE_MCP_PORT"))
+    try:
+        with urllib.request.urlopen(target, timeout=timeout) as response:  # noqa: S310
+            code, body = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        code, body = exc.code, exc.read()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise HealthCheckFailed(f"server at {target} unreachable: {reason}") from exc
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise HealthCheckFailed(f"server at {target} answered HTTP {code}, not JSON") from exc
+    status = payload.get("status") if isinstance(payload, dict) else None
+    if code != 200 or status != "ok":
+        raise HealthCheckFailed(f"server at {target} HTTP {code}: {unhealthy_reason(payload)}")
+    click.echo("ok")
