@@ -37,10 +37,16 @@ def timed(fn):  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
+    # Measure a frozen copy of the checkout, so edits made meanwhile do not change the inputs.
+    with tempfile.TemporaryDirectory(prefix="bench-checkout-") as frozen:
+        measure(copy_checkout(Path(frozen)))
+
+
+def measure(root: Path) -> None:
     runner = Runner()
     store = Store(default_store())
-    names = image_names(REPO)
-    Builder.create(REPO).fetch(names)
+    names = image_names(root)
+    Builder.create(root).fetch(names)
     figures: dict[str, dict[str, object]] = {}
     driver = storage_driver(runner)
     for name in names:
@@ -48,7 +54,7 @@ def main() -> None:
         storage = Storage.throwaway(base, driver)
         try:
             cold = Builder(
-                root=REPO,
+                root=root,
                 store=store,
                 runner=runner,
                 storage_args=storage.args,
@@ -57,10 +63,10 @@ def main() -> None:
             )
             (cold_result,), cold_s = timed(lambda b=cold, n=name: b.build([n], force=True))
             warm = Builder(
-                root=REPO, store=store, runner=runner, storage_args=storage.args, no_cache=True
+                root=root, store=store, runner=runner, storage_args=storage.args, no_cache=True
             )
             _, warm_s = timed(lambda b=warm, n=name: b.build([n], force=True))
-            noop = Builder(root=REPO, store=store, runner=runner, storage_args=storage.args)
+            noop = Builder(root=root, store=store, runner=runner, storage_args=storage.args)
             _, noop_s = timed(lambda b=noop, n=name: b.build([n]))
         finally:
             runner.run(["podman", *storage.args[:4], "rmi", "-a", "-f"], check=False)
@@ -79,12 +85,12 @@ def main() -> None:
             flush=True,
         )
     # App-only rebuild: one source file changes; OS and dependency layers come from cache.
-    Builder.create(REPO).build(["server"])
+    Builder.create(root).build(["server"])
     with tempfile.TemporaryDirectory() as tmp:
-        root = copy_checkout(Path(tmp))
-        init = root / "src" / "codebase_mcp" / "__init__.py"
+        changed = copy_checkout(Path(tmp))
+        init = changed / "src" / "codebase_mcp" / "__init__.py"
         init.write_text(init.read_text() + f"\n# bench {time.time()}\n")
-        (result,), app_s = timed(lambda: Builder.create(root).build(["server"]))
+        (result,), app_s = timed(lambda: Builder.create(changed).build(["server"]))
         subprocess.run(["podman", "rmi", "-f", result.ref], capture_output=True)
     figures["server"]["app_only_rebuild_s"] = app_s
     print(f"server: app-only rebuild {app_s}s", flush=True)
