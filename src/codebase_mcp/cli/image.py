@@ -86,17 +86,34 @@ def list_images(root: Path | None, as_json: bool) -> None:
     metavar="PKG",
     help="Re-resolve only the images that contain PKG (Debian package or Python distribution).",
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Only check that the lock matches the definitions (no network); exit 13 if not.",
+)
 @root_option
-def lock(names: tuple[str, ...], update: tuple[str, ...], root: Path | None) -> None:
+def lock(names: tuple[str, ...], update: tuple[str, ...], check: bool, root: Path | None) -> None:
     """Resolve every input of NAMES (default: all images) and write build/lock.json.
 
     The only command that talks to package indexes (the Debian mirror through
     mmdebstrap/apt, PyPI through pip). The lock is written atomically: on any
-    failure the previous lock is left as it was.
+    failure the previous lock is left as it was. With --check nothing is
+    resolved: the command fails, naming the first stale entry, when an image
+    definition or pyproject.toml changed since the lock was written.
     """
     from codebase_mcp.builder.locking import lock_images
 
     root = _root(root)
+    if check:
+        from codebase_mcp.builder.definitions import load_definition, load_pyproject
+        from codebase_mcp.builder.lockfile import check_fresh, load_lock
+
+        current = load_lock(root)
+        pyproject = load_pyproject(root)
+        for name in _names(root, names):
+            check_fresh(current, load_definition(root, name), pyproject)
+        ui.info(f"build/lock.json is up to date for {', '.join(_names(root, names))}")
+        return
     path, done = lock_images(root, list(names) or None, update=list(update) or None)
     ui.info(f"locked {', '.join(done)} → {path.relative_to(root)}")
 

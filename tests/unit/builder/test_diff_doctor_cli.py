@@ -133,3 +133,15 @@ def test_doctor_json_is_parseable() -> None:
         "ok": True,
         "checks": [{"name": "x", "status": "ok", "detail": "fine", "fix": ""}],
     }
+
+
+def test_lock_check_passes_then_names_the_stale_entry(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["image", "lock", "--check", "--root", str(project)]) is None
+    toml = project / "images" / "demo" / "image.toml"
+    toml.write_text(toml.read_text().replace('"python3"', '"python3", "git"'))
+    with pytest.raises(SystemExit) as info:
+        main(["image", "lock", "--check", "--root", str(project)])
+    assert info.value.code == 13
+    assert "images.demo.debian.packages" in capsys.readouterr().err
