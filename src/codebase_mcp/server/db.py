@@ -1,0 +1,415 @@
+"""The asyncpg pool and every SQL statement the server runs, in one place.
+
+Every statement is scoped by ``project_id``: projects share tables (one HNSW
+index per dimension serves them all) instead of a schema each, so creating a
+project is an INSERT, not DDL, and one migration covers every project.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from codebase_mcp.errors import EmbeddingModelMismatch, NotFound
+
+MAX_INDEXED_DIMENSION = 2000  # pgvector's HNSW limit for vector
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    from pgvector.asyncpg import register_vector
+
+    await register_vector(conn)
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, command_timeout: float | None = 60
+) -> asyncpg.Pool:
+    """A pool whose connections know the vector type (needs ``CREATE EXTENSION vector``)."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=command_timeout,
+    )
+    return pool
+
+
+def hnsw_index_sql(dimension: int) -> str:
+    """A partial HNSW index over one dimension (the column itself has none)."""
+    dimension = int(dimension)
+    return (
+        f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_{dimension} ON chunks "
+        f"USING hnsw ((embedding::vector({dimension})) vector_ip_ops) "
+        f"WHERE embedding_dim = {dimension}"
+    )
+
+
+# --- projects -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Project:
+    id: str
+    embedding_model: str
+    embedding_dim: int
+
+
+async def get_project(conn: asyncpg.Connection, project_id: str) -> Project | None:
+    row = await conn.fetchrow(
+        "SELECT id, embedding_model, embedding_dim FROM projects WHERE id = $1", project_id
+    )
+    return Project(row["id"], row["embedding_model"], row["embedding_dim"]) if row else None
+
+
+def model_mismatch(project: Project, model: str, dimension: int | None) -> EmbeddingModelMismatch:
+    got = f"{model}" + (f" ({dimension} dimensions)" if dimension else "")
+    return EmbeddingModelMismatch(
+        f"project {project.id!r} was indexed with {project.embedding_model} "
+        f"({project.embedding_dim} dimensions); the server now embeds with {got}",
+        hint="vectors of different models cannot be compared: re-index with "
+        "start_indexing_background(..., force_reindex=true), or set EMBEDDER_MODEL back",
+    )
+
+
+async def ensure_project(
+    conn: asyncpg.Connection, project_id: str, model: str, dimension: int, *, replace: bool
+) -> Project:
+    """Create the project or check it matches; ``replace`` adopts the new model."""
+    if dimension <= MAX_INDEXED_DIMENSION:
+        # Serialise concurrent CREATE INDEX IF NOT EXISTS of two replicas.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('codebase-mcp:hnsw'))")
+        await conn.execute(hnsw_index_sql(dimension))
+    await conn.execute(
+        "INSERT INTO projects (id, embedding_model, embedding_dim) VALUES ($1, $2, $3) "
+        "ON CONFLICT (id) DO NOTHING",
+        project_id,
+        model,
+        dimension,
+    )
+    project = await get_project(conn, project_id)
+    assert project is not None
+    if (project.embedding_model, project.embedding_dim) != (model, dimension):
+        if not replace:
+            raise model_mismatch(project, model, dimension)
+        await conn.execute("DELETE FROM files WHERE project_id = $1", project_id)
+        await conn.execute(
+            "UPDATE projects SET embedding_model = $2, embedding_dim = $3, updated_at = now() "
+            "WHERE id = $1",
+            project_id,
+            model,
+            dimension,
+        )
+        project = Project(project_id, model, dimension)
+    return project
+
+
+async def list_projects(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """
+        SELECT p.id, p.embedding_model, p.embedding_dim, p.created_at, p.updated_at,
+               (SELECT count(*) FROM files f WHERE f.project_id = p.id) AS files,
+               (SELECT count(*) FROM chunks c WHERE c.project_id = p.id) AS chunks,
+               (SELECT array_agg(DISTINCT f.repo_root) FROM files f
+                 WHERE f.project_id = p.id) AS roots
+        FROM projects p ORDER BY p.id
+        """
+    )
+    return [dict(row) for row in rows]
+
+
+async def delete_project(conn: asyncpg.Connection, project_id: str) -> dict[str, int]:
+    async with conn.transaction():
+        exists = await conn.fetchval("SELECT 1 FROM projects WHERE id = $1", project_id)
+        if not exists:
+            raise NotFound(
+                f"no project {project_id!r}",
+                hint="list_projects() shows the projects this server knows",
+            )
+        files = await conn.fetchval("SELECT count(*) FROM files WHERE project_id = $1", project_id)
+        chunks = await conn.fetchval(
+            "SELECT count(*) FROM chunks WHERE project_id = $1", project_id
+        )
+        await conn.execute(
+            "UPDATE jobs SET cancel_requested = true WHERE project_id = $1 "
+            "AND status IN ('pending', 'running')",
+            project_id,
+        )
+        await conn.execute(
+            "UPDATE jobs SET status = 'cancelled', finished_at = now(), "
+            "error = 'project deleted' WHERE project_id = $1 AND status = 'pending'",
+            project_id,
+        )
+        await conn.execute("DELETE FROM projects WHERE id = $1", project_id)
+    return {"files": int(files), "chunks": int(chunks)}
+
+
+# --- files and chunks ------------------------------------------------------------
+async def file_hashes(
+    conn: asyncpg.Connection, project_id: str, repo_root: str
+) -> dict[str, tuple[int, str]]:
+    """rel_path -> (file id, content hash) of what is indexed under this repository."""
+    rows = await conn.fetch(
+        "SELECT id, rel_path, content_hash FROM files WHERE project_id = $1 AND repo_root = $2",
+        project_id,
+        repo_root,
+    )
+    return {row["rel_path"]: (row["id"], row["content_hash"]) for row in rows}
+
+
+async def delete_files(conn: asyncpg.Connection, file_ids: Sequence[int]) -> None:
+    if file_ids:
+        await conn.execute("DELETE FROM files WHERE id = ANY($1::bigint[])", list(file_ids))
+
+
+@dataclass(frozen=True)
+class FileRow:
+    path: str
+    rel_path: str
+    content_hash: str
+    language: str | None
+    size_bytes: int
+    chunk_count: int
+
+
+CHUNK_COLUMNS = (
+    "project_id",
+    "file_id",
+    "path",
+    "rel_path",
+    "extension",
+    "language",
+    "start_line",
+    "end_line",
+    "symbol",
+    "content",
+    "search_text",
+    "embedding_dim",
+    "embedding",
+)
+
+
+async def write_files(
+    conn: asyncpg.Connection,
+    project_id: str,
+    repo_root: str,
+    files: Sequence[FileRow],
+    chunks: Sequence[tuple[int, tuple[Any, ...]]],
+) -> None:
+    """Replace these files and their chunks in one transaction.
+
+    ``chunks`` are (index into ``files``, record without project_id/file_id).
+    Files go in with one INSERT ... SELECT FROM unnest (one round trip), chunks
+    with COPY (binary, the fastest path into Postgres).
+    """
+    async with conn.transaction():
+        rows = await conn.fetch(
+            """
+            INSERT INTO files (project_id, repo_root, path, rel_path, content_hash, language,
+                               size_bytes, chunk_count, indexed_at)
+            SELECT $1, $2, u.path, u.rel_path, u.content_hash, u.language, u.size_bytes,
+                   u.chunk_count, now()
+            FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+                        $8::int[]) WITH ORDINALITY
+                 AS u(path, rel_path, content_hash, language, size_bytes, chunk_count, ord)
+            ORDER BY u.ord
+            ON CONFLICT (project_id, path) DO UPDATE
+               SET content_hash = excluded.content_hash, language = excluded.language,
+                   size_bytes = excluded.size_bytes, chunk_count = excluded.chunk_count,
+                   repo_root = excluded.repo_root, rel_path = excluded.rel_path,
+                   indexed_at = now()
+            RETURNING id, path
+            """,
+            project_id,
+            repo_root,
+            [f.path for f in files],
+            [f.rel_path for f in files],
+            [f.content_hash for f in files],
+            [f.language for f in files],
+            [f.size_bytes for f in files],
+            [f.chunk_count for f in files],
+        )
+        ids_by_path = {row["path"]: row["id"] for row in rows}
+        file_ids = [ids_by_path[f.path] for f in files]
+        await conn.execute("DELETE FROM chunks WHERE file_id = ANY($1::bigint[])", file_ids)
+        if chunks:
+            await conn.copy_records_to_table(
+                "chunks",
+                columns=CHUNK_COLUMNS,
+                records=[(project_id, file_ids[index], *record) for index, record in chunks],
+            )
+
+
+# --- jobs -----------------------------------------------------------------------
+JOB_COUNTERS = (
+    "files_total",
+    "files_scanned",
+    "files_indexed",
+    "files_unchanged",
+    "files_skipped",
+    "files_deleted",
+    "chunks_created",
+)
+
+
+async def create_job(
+    conn: asyncpg.Connection,
+    *,
+    project_id: str,
+    repo_path: str,
+    root_path: str,
+    force_reindex: bool,
+    embedding_model: str,
+) -> uuid.UUID:
+    job_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO jobs (id, project_id, repo_path, root_path, force_reindex, embedding_model) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        job_id,
+        project_id,
+        repo_path,
+        root_path,
+        force_reindex,
+        embedding_model,
+    )
+    return job_id
+
+
+async def get_job(conn: asyncpg.Connection, job_id: uuid.UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
+    return dict(row) if row else None
+
+
+async def claim_job(conn: asyncpg.Connection, worker_id: str) -> dict[str, Any] | None:
+    """Take the oldest pending job whose project has no running job.
+
+    SKIP LOCKED lets replicas claim different jobs at once; the transaction-level
+    advisory lock makes the "no running job for this project" check and the
+    claim one atomic step across replicas (claims are rare, so it costs nothing).
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('codebase-mcp:claim'))")
+        row = await conn.fetchrow(
+            """
+            UPDATE jobs SET status = 'running', worker_id = $1, attempts = attempts + 1,
+                            started_at = coalesce(started_at, now()), heartbeat_at = now()
+            WHERE id = (
+                SELECT j.id FROM jobs j
+                WHERE j.status = 'pending'
+                  AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.status = 'running'
+                                  AND r.project_id = j.project_id)
+                ORDER BY j.created_at
+                FOR UPDATE SKIP LOCKED
+                LIMIT 1
+            )
+            RETURNING *
+            """,
+            worker_id,
+        )
+    return dict(row) if row else None
+
+
+async def recover_stale_jobs(
+    conn: asyncpg.Connection, *, stale_after: float, max_attempts: int
+) -> list[dict[str, Any]]:
+    """Jobs whose worker stopped heart-beating: back to pending, or failed after N tries."""
+    rows = await conn.fetch(
+        """
+        UPDATE jobs SET
+            status = CASE WHEN attempts >= $2 OR cancel_requested THEN
+                          (CASE WHEN cancel_requested THEN 'cancelled' ELSE 'failed' END)
+                     ELSE 'pending' END,
+            finished_at = CASE WHEN attempts >= $2 OR cancel_requested THEN now() END,
+            error = CASE WHEN attempts >= $2 AND NOT cancel_requested THEN
+                        'worker ' || coalesce(worker_id, '?') || ' stopped responding '
+                        || attempts || ' time(s); giving up'
+                    ELSE error END,
+            worker_id = NULL
+        WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => $1)
+        RETURNING id, status, attempts
+        """,
+        stale_after,
+        max_attempts,
+    )
+    return [dict(row) for row in rows]
+
+
+async def heartbeat(conn: asyncpg.Connection, job_id: uuid.UUID, worker_id: str) -> bool | None:
+    """Refresh our claim. None: we lost the job; True: a cancel was requested."""
+    value: bool | None = await conn.fetchval(
+        "UPDATE jobs SET heartbeat_at = now() WHERE id = $1 AND worker_id = $2 "
+        "AND status = 'running' RETURNING cancel_requested",
+        job_id,
+        worker_id,
+    )
+    return value
+
+
+async def update_progress(
+    conn: asyncpg.Connection,
+    job_id: uuid.UUID,
+    worker_id: str,
+    counters: dict[str, int],
+    errors: list[dict[str, str]],
+    timings: dict[str, float],
+) -> bool | None:
+    """Write counters after each batch (also a heartbeat). Same answer as :func:`heartbeat`."""
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(JOB_COUNTERS, start=3))
+    value: bool | None = await conn.fetchval(
+        f"UPDATE jobs SET {sets}, errors = ${len(JOB_COUNTERS) + 3}, "  # noqa: S608 - fixed names
+        f"timings = ${len(JOB_COUNTERS) + 4}, heartbeat_at = now() "
+        "WHERE id = $1 AND worker_id = $2 AND status = 'running' RETURNING cancel_requested",
+        job_id,
+        worker_id,
+        *(int(counters.get(name, 0)) for name in JOB_COUNTERS),
+        errors,
+        timings,
+    )
+    return value
+
+
+async def finish_job(
+    conn: asyncpg.Connection,
+    job_id: uuid.UUID,
+    worker_id: str,
+    status: str,
+    error: str | None = None,
+) -> None:
+    await conn.execute(
+        "UPDATE jobs SET status = $3, error = $4, finished_at = now(), heartbeat_at = now() "
+        "WHERE id = $1 AND worker_id = $2 AND status = 'running'",
+        job_id,
+        worker_id,
+        status,
+        error,
+    )
+
+
+async def release_job(conn: asyncpg.Connection, job_id: uuid.UUID, worker_id: str) -> None:
+    """Give a running job back to the queue (graceful shutdown)."""
+    await conn.execute(
+        "UPDATE jobs SET status = 'pending', worker_id = NULL WHERE id = $1 AND worker_id = $2 "
+        "AND status = 'running'",
+        job_id,
+        worker_id,
+    )
+
+
+async def request_cancel(conn: asyncpg.Connection, job_id: uuid.UUID) -> str | None:
+    """Cancel a pending job at once, ask a running one to stop. Returns the new status."""
+    status: str | None = await conn.fetchval(
+        """
+        UPDATE jobs SET
+            cancel_requested = CASE WHEN status IN ('pending', 'running') THEN true
+                                    ELSE cancel_requested END,
+            status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,
+            finished_at = CASE WHEN status = 'pending' THEN now() ELSE finished_at END
+        WHERE id = $1 RETURNING status
+        """,
+        job_id,
+    )
+    return status

@@ -1,0 +1,156 @@
+"""The job worker: claims pending jobs from Postgres and runs them.
+
+Several replicas can run workers against one database: a job is claimed with
+``FOR UPDATE SKIP LOCKED``, the worker refreshes ``heartbeat_at`` while it
+works, and every worker periodically sends jobs whose heartbeat is older than
+``stale_after`` back to ``pending`` (or to ``failed`` after ``max_attempts``).
+Indexing is idempotent (files are compared by hash), so a retried job simply
+continues where the dead one stopped. A worker gets plain values (job id,
+paths), never a request's Context: jobs outlive the request that started them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+
+from codebase_mcp.errors import CodebaseMcpError
+from codebase_mcp.server import db
+from codebase_mcp.server.config import ServerSettings
+from codebase_mcp.server.embeddings import Embedder
+from codebase_mcp.server.indexer import (
+    Indexer,
+    JobStopped,
+    Progress,
+    describe_error,
+    new_worker_id,
+)
+
+log = logging.getLogger("codebase_mcp.server.jobs")
+
+
+class Worker:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        embedder: Embedder,
+        settings: ServerSettings,
+        *,
+        worker_id: str | None = None,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.indexer = Indexer(pool, embedder, settings)
+        self.worker_id = worker_id or new_worker_id()
+        self.wakeup = asyncio.Event()
+        self.current_job: uuid.UUID | None = None
+
+    def notify(self) -> None:
+        """A job was queued: look now instead of at the next poll."""
+        self.wakeup.set()
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                ran = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except CodebaseMcpError as exc:  # e.g. the database is not up yet
+                log.warning("job worker %s: %s", self.worker_id, exc)
+                ran = False
+            except Exception:  # the loop must survive a database hiccup
+                log.exception("job worker %s: unexpected error", self.worker_id)
+                ran = False
+            if not ran:
+                self.wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), self.settings.poll_interval)
+
+    async def run_once(self) -> bool:
+        """Recover stale jobs, then claim and run one. False when there was nothing to do."""
+        async with self.pool.acquire() as conn:
+            recovered = await db.recover_stale_jobs(
+                conn,
+                stale_after=self.settings.stale_after,
+                max_attempts=self.settings.max_attempts,
+            )
+            for stale in recovered:
+                log.warning("job %s had a dead worker: now %s", stale["id"], stale["status"])
+            job = await db.claim_job(conn, self.worker_id)
+        if job is None:
+            return False
+        await self.run_job(job)
+        return True
+
+    async def run_job(self, job: dict[str, Any]) -> None:
+        job_id: uuid.UUID = job["id"]
+        self.current_job = job_id
+        stop: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        beat = asyncio.create_task(self._heartbeat(job_id, stop))
+        progress = Progress()
+        # A retried job keeps the errors its earlier attempt saw.
+        progress.errors = list(job.get("errors") or [])
+
+        async def report(current: Progress) -> None:
+            if stop.done():
+                raise JobStopped(stop.result())
+            async with self.pool.acquire() as conn:
+                answer = await db.update_progress(
+                    conn, job_id, self.worker_id, current.counters, current.errors, current.timings
+                )
+            if answer is None:
+                raise JobStopped("lost")
+            if answer:
+                raise JobStopped("cancelled")
+
+        status, error = "completed", None
+        try:
+            await self.indexer.run(
+                project_id=job["project_id"],
+                root=job["root_path"],
+                force=job["force_reindex"],
+                report=report,
+                progress=progress,
+            )
+        except JobStopped as stopped:
+            if stopped.reason == "lost":
+                log.warning("job %s was taken over by another worker", job_id)
+                return
+            status = "cancelled"
+        except asyncio.CancelledError:
+            # Server shutting down: hand the job back to the queue. Should that
+            # fail (database gone), its heartbeat stops and recovery requeues it.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    async with self.pool.acquire() as conn:
+                        await db.release_job(conn, job_id, self.worker_id)
+            raise
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            status, error = "failed", describe_error(exc)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            self.current_job = None
+        async with self.pool.acquire() as conn:
+            await db.finish_job(conn, job_id, self.worker_id, status, error)
+
+    async def _heartbeat(self, job_id: uuid.UUID, stop: asyncio.Future[str]) -> None:
+        """Keep the claim alive during long embedding calls; notice cancels between batches."""
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval)
+            try:
+                async with self.pool.acquire() as conn:
+                    answer = await db.heartbeat(conn, job_id, self.worker_id)
+            except (OSError, asyncpg.PostgresError):
+                continue
+            if answer is None and not stop.done():
+                stop.set_result("lost")
+            elif answer and not stop.done():
+                stop.set_result("cancelled")
