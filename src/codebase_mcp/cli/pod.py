@@ -1,0 +1,277 @@
+"""``codebase-mcp up|down|status|logs`` and ``codebase-mcp pod render|install-service``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+import click
+from pydantic import SecretStr
+
+from codebase_mcp import proc, ui
+from codebase_mcp.builder.api import repo_root
+from codebase_mcp.errors import PodError
+from codebase_mcp.pod import secret, systemd
+from codebase_mcp.pod.clientconfig import instructions
+from codebase_mcp.pod.features import OLDEST_SUPPORTED, detect_version, features_for, parse_version
+from codebase_mcp.pod.lifecycle import Lifecycle, UpOptions, planned_refs
+from codebase_mcp.pod.models import (
+    DEFAULT_NAME,
+    DEFAULT_PORT,
+    RenderInputs,
+    names_for,
+    repo_mounts,
+    retarget,
+)
+from codebase_mcp.pod.podman import Podman, logs_argv, pod_logs_argv
+from codebase_mcp.pod.render import render as render_spec
+from codebase_mcp.pod.state import password_file, pod_dir, write_private, yaml_file
+
+PROFILES = ["dev", "prod", "test"]
+NAME_HELP = "Pod name (the test profile picks codebase-mcp-test-XXXXXX). [env: CODEBASE_MCP_POD]"
+
+name_option = click.option("--name", envvar="CODEBASE_MCP_POD", default=None, help=NAME_HELP)
+
+
+def _pod_name(name: str | None, profile: str = "prod") -> str:
+    if name:
+        return name
+    if profile == "test":
+        return f"{DEFAULT_NAME}-test-{secrets.token_hex(3)}"
+    return DEFAULT_NAME
+
+
+@click.group()
+def pod() -> None:
+    """Render the stack's specs and install it as a service.
+
+    \b
+    codebase-mcp pod render                       podman kube YAML on stdout
+    codebase-mcp pod render --target kubernetes   manifests for kubectl apply
+    codebase-mcp pod install-service              systemd unit for the pod
+    """
+
+
+@pod.command()
+@click.option("--profile", type=click.Choice(PROFILES), default="prod", show_default=True)
+@click.option(
+    "--target", type=click.Choice(["podman", "kubernetes"]), default="podman", show_default=True
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here (mode 0600) instead of stdout.")  # fmt: skip
+@name_option
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Host port of the MCP endpoint (podman). [default: 8000]")  # fmt: skip
+@click.option("--repo", "repos", multiple=True, type=click.Path(file_okay=False),
+              help="Repository to mount read-only (podman; repeatable).")  # fmt: skip
+@click.option("--replicas", type=click.IntRange(1, 50), default=2, show_default=True,
+              help="Server replicas (kubernetes).")  # fmt: skip
+@click.option("--registry", default=None, metavar="PREFIX",
+              help="Images as PREFIX/codebase-mcp-NAME:TAG, not localhost/.")  # fmt: skip
+@click.option("--podman-version", default=None, metavar="X.Y",
+              help="Render for this podman instead of the installed one.")  # fmt: skip
+def render(
+    profile: str,
+    target: str,
+    output: Path | None,
+    name: str | None,
+    port: int | None,
+    repos: tuple[str, ...],
+    replicas: int,
+    registry: str | None,
+    podman_version: str | None,
+) -> None:
+    """Render the stack: one YAML for `podman kube play`, or Kubernetes manifests.
+
+    Image refs are the content-addressed tags the current inputs hash to (no
+    build). Same inputs, same bytes.
+    """
+    pod_name = _pod_name(name, profile)
+    if podman_version:
+        version = parse_version(podman_version)
+    elif target == "podman" and proc.which("podman"):
+        version = detect_version(proc.Runner())
+    else:
+        version = OLDEST_SUPPORTED
+    refs = planned_refs()
+    if registry:
+        refs = retarget(refs, registry)
+    password = None
+    if target == "kubernetes":
+        password = secret.ensure_password(password_file(pod_dir(pod_name)))
+    inputs = RenderInputs(
+        name=pod_name,
+        profile=profile,  # type: ignore[arg-type]
+        target=target,  # type: ignore[arg-type]
+        images=refs,
+        port=port or DEFAULT_PORT,
+        repos=repo_mounts([str(Path(r).resolve()) for r in repos]),
+        features=features_for(version),
+        dev_source=str(repo_root()) if profile == "dev" else None,
+        server_replicas=replicas,
+        db_password=SecretStr(password) if password else None,
+    )
+    text = render_spec(inputs)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_private(output, text)
+        ui.info(f"wrote {output}")
+
+
+@pod.command("install-service")
+@name_option
+@click.option("--dry-run", is_flag=True, help="Print the unit and commands; change nothing.")
+def install_service(name: str | None, dry_run: bool) -> None:
+    """Run the pod under systemd (Quadlet on podman >= 4.4, podman-kube@ on 4.3).
+
+    Uses the spec the last `codebase-mcp up` rendered, so run that first.
+    """
+    pod_name = _pod_name(name)
+    spec = yaml_file(pod_dir(pod_name))
+    if not spec.is_file():
+        raise PodError(
+            f"no rendered spec for pod '{pod_name}' at {spec}",
+            hint="run `codebase-mcp up` once first (it renders and remembers the spec)",
+        )
+    features = features_for(detect_version(proc.Runner()))
+    plan = systemd.plan(pod_name, spec, features, rootless=os.geteuid() != 0, home=Path.home())
+    for path, content in plan.files.items():
+        if dry_run:
+            click.echo(f"# {path}\n{content}")
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(content)
+            ui.info(f"wrote {path}")
+    for argv in plan.commands:
+        if dry_run:
+            click.echo(proc.quote(argv))
+        else:
+            proc.run(argv, hint="systemd must be running (a container or WSL may not have it)")
+    if not dry_run:
+        click.echo(f"installed {plan.kind} unit {plan.unit}")
+
+
+@click.command()
+@click.option("--profile", type=click.Choice(PROFILES), default="prod", show_default=True,
+              help="dev: hot reload of src/; test: own names and a random port.")  # fmt: skip
+@name_option
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="MCP port on 127.0.0.1 [default: 8000; test: random].")  # fmt: skip
+@click.option("--repo", "repos", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Repository to index, mounted read-only (repeatable; remembered).")  # fmt: skip
+@click.option("--no-build", is_flag=True, help="Use already built images; never build.")
+@click.option("--no-doctor", is_flag=True, help="Skip the host checks.")
+@click.option("--timeout", type=float, default=180.0, show_default=True,
+              help="Seconds to wait for every container to become healthy.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the pod's state as JSON.")
+def up(
+    profile: str,
+    name: str | None,
+    port: int | None,
+    repos: tuple[str, ...],
+    no_build: bool,
+    no_doctor: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Bring the whole stack up and wait until it is healthy.
+
+    doctor → build images (cached) → render → podman kube play --replace →
+    wait for every probe → print the endpoint and MCP client config.
+    """
+
+    started = time.monotonic()
+    pod_name = _pod_name(name, profile)
+    options = UpOptions(
+        name=pod_name,
+        profile=profile,  # type: ignore[arg-type]
+        port=port,
+        repos=list(repos),
+        build=not no_build,
+        doctor=not no_doctor,
+        timeout=timeout,
+        dev_source=repo_root() if profile == "dev" else None,
+    )
+    lifecycle = Lifecycle()
+    state = lifecycle.up(options)
+    elapsed = time.monotonic() - started
+    server = names_for(pod_name).container("server")
+    if as_json:
+        data = {
+            **state.model_dump(),
+            "endpoint": state.endpoint,
+            "seconds": round(elapsed, 2),
+            "healthy_after": lifecycle.timings,
+            "server_container": server,
+        }
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    ui.info(f"pod {pod_name} healthy in {elapsed:.1f}s")
+    click.echo(instructions(state.endpoint, server, state.repos))
+
+
+@click.command()
+@name_option
+@click.option("--volumes", is_flag=True,
+              help="Also delete the data volumes, password secret and state.")  # fmt: skip
+def down(name: str | None, volumes: bool) -> None:
+    """Stop and remove the pod (data volumes are kept unless --volumes)."""
+
+    pod_name = _pod_name(name)
+    removed = Lifecycle().down(pod_name, volumes=volumes)
+    if not removed:
+        click.echo(f"nothing to remove: no pod '{pod_name}'")
+        return
+    for item in removed:
+        click.echo(f"removed {item}")
+    if not volumes:
+        click.echo("data kept: `codebase-mcp down --volumes` deletes it")
+
+
+@click.command()
+@name_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--no-probe", is_flag=True, help="Report the last probe results; do not run them.")
+def status(name: str | None, as_json: bool, no_probe: bool) -> None:
+    """Per container: state, health, restarts, image; and the endpoint.
+
+    Exits 0 when healthy, 1 otherwise (scripts can poll it).
+    """
+    pod_name = _pod_name(name)
+    report = Lifecycle().status(pod_name, probe=not no_probe)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        click.echo(f"pod {report.name}: {report.status}")
+        if report.endpoint:
+            click.echo(f"endpoint: {report.endpoint}")
+        for c in report.containers:
+            health = c.health or "-"
+            click.echo(f"  {c.name:<9} {c.state:<8} {health:<9} restarts={c.restarts}  {c.image}")
+    if report.status != "healthy":
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("container", required=False,
+                type=click.Choice(["postgres", "embedder", "server"]))  # fmt: skip
+@name_option
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@click.option("--tail", type=int, default=None, help="Only the last N lines.")
+def logs(container: str | None, name: str | None, follow: bool, tail: int | None) -> None:
+    """Print a container's logs (default: server), or the whole pod's."""
+
+    pod_name = _pod_name(name)
+    podman = Podman()
+    podman.require_pod(pod_name)
+    if container is None:
+        argv = pod_logs_argv(pod_name, follow=follow, tail=tail)
+    else:
+        argv = logs_argv(names_for(pod_name).container(container), follow=follow, tail=tail)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends `logs -f`: not an error
+        podman.runner.run(argv, capture=False, check=True)

@@ -1,0 +1,60 @@
+"""Ready-to-paste MCP client configuration for a running pod: pure data."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+SERVER_KEY = "codebase"
+
+
+def http_config(endpoint: str) -> dict[str, Any]:
+    """Claude Code (.mcp.json), Cursor (~/.cursor/mcp.json) and other streamable-HTTP clients."""
+    return {"mcpServers": {SERVER_KEY: {"type": "http", "url": endpoint}}}
+
+
+def stdio_argv(server_container: str) -> list[str]:
+    """``podman exec -i``: the server's own environment (database, embedder) comes along."""
+    return [
+        "podman",
+        "exec",
+        "-i",
+        server_container,
+        "codebase-mcp",
+        "serve",
+        "--transport",
+        "stdio",
+    ]
+
+
+def stdio_config(server_container: str) -> dict[str, Any]:
+    """Claude Desktop (claude_desktop_config.json) and any client that spawns a command."""
+    argv = stdio_argv(server_container)
+    return {"mcpServers": {SERVER_KEY: {"command": argv[0], "args": argv[1:]}}}
+
+
+def instructions(endpoint: str, server_container: str, repos: list[str]) -> str:
+    """What ``up`` prints once the pod is healthy."""
+    indent = "  "
+    http = json.dumps(http_config(endpoint), indent=2).replace("\n", "\n" + indent)
+    stdio = json.dumps(stdio_config(server_container), indent=2).replace("\n", "\n" + indent)
+    repo = repos[0] if repos else "/path/to/your/repo"
+    lines = [
+        f"MCP endpoint: {endpoint}",
+        "",
+        "Claude Code / Cursor (HTTP), e.g. .mcp.json:",
+        indent + http,
+        f"  or: claude mcp add --transport http {SERVER_KEY} {endpoint}",
+        "",
+        "Claude Desktop (stdio through podman exec), claude_desktop_config.json:",
+        indent + stdio,
+        "",
+        "Index a repository (it must be mounted: `codebase-mcp up --repo PATH`):",
+        f'  ask your assistant: "index the repository {repo}" (tool index_repository),',
+        "  then search it with the search tools.",
+    ]
+    if not repos:
+        lines.append(
+            "  no repository is mounted yet: run `codebase-mcp up --repo /abs/path` first."
+        )
+    return "\n".join(lines)

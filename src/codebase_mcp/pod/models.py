@@ -1,0 +1,157 @@
+"""The inputs a render needs, validated: every name, port and path the templates use.
+
+Everything here is data; nothing reads the host. ``RenderInputs.derived``
+spells out the names built from the pod name (volumes, secret, containers) so
+the templates, ``down --volumes`` and the tests agree on them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from codebase_mcp.errors import UsageError
+from codebase_mcp.pod.features import OLDEST_SUPPORTED, Features, features_for
+
+Profile = Literal["dev", "prod", "test"]
+Target = Literal["podman", "kubernetes"]
+
+IMAGE_NAMES: tuple[str, ...] = ("embedder", "postgres", "server")
+CONTAINERS: tuple[str, ...] = ("postgres", "embedder", "server")  # start order
+DEFAULT_NAME = "codebase-mcp"
+DEFAULT_PORT = 8000
+CONTAINER_PORT = 8000  # the server listens here inside the pod (CODEBASE_MCP_PORT)
+EMBEDDER_PORT = 11434
+POSTGRES_PORT = 5432
+# Where the server image installs the package (images/server: /opt/venv, Python 3.13).
+SITE_PACKAGES = "/opt/venv/lib/python3.13/site-packages"
+DEV_SOURCE_MOUNT = "/src"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+
+
+class RepoMount(BaseModel):
+    """A host repository mounted read-only in the server container."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host_path: str
+    container_path: str
+
+
+class Names(BaseModel):
+    """Every podman/Kubernetes object name derived from the pod name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pod: str
+    secret: str
+    pgdata: str
+    models: str
+    scratch: dict[str, str]  # container -> volume backing its /tmp (podman < 5.0: a named volume)
+
+    def container(self, name: str) -> str:
+        """podman kube play names containers ``<pod>-<container>``."""
+        return f"{self.pod}-{name}"
+
+    def data_volumes(self) -> list[str]:
+        return [self.pgdata, self.models]
+
+    def scratch_volumes(self) -> list[str]:
+        return sorted(self.scratch.values())
+
+
+def names_for(pod: str) -> Names:
+    return Names(
+        pod=pod,
+        secret=f"{pod}-db",
+        pgdata=f"{pod}-pgdata",
+        models=f"{pod}-models",
+        scratch={c: f"{pod}-{c}-tmp" for c in CONTAINERS},
+    )
+
+
+class RenderInputs(BaseModel):
+    """All a template sees. Same inputs, same bytes: lists are sorted here."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = DEFAULT_NAME
+    profile: Profile = "prod"
+    target: Target = "podman"
+    images: dict[str, str]
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    host_ip: str = "127.0.0.1"
+    repos: tuple[RepoMount, ...] = ()
+    features: Features = features_for(OLDEST_SUPPORTED)
+    db_user: str = "codebase"
+    db_name: str = "codebase"
+    embedder_model: str = "all-minilm"
+    dev_source: str | None = None  # project checkout bind-mounted by the dev profile
+    server_replicas: int = Field(default=2, ge=1, le=50)
+    # Only the kubernetes target embeds the password (in its Secret); the
+    # podman target refers to a podman secret created out of band.
+    db_password: SecretStr | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _dns_name(cls, value: str) -> str:
+        if not _DNS_LABEL.match(value):
+            raise ValueError(
+                "pod name must be 1-40 lower-case letters, digits or '-', "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("images")
+    @classmethod
+    def _all_images(cls, value: dict[str, str]) -> dict[str, str]:
+        missing = sorted(set(IMAGE_NAMES) - set(value))
+        if missing:
+            raise ValueError(f"image refs missing for: {', '.join(missing)}")
+        return {k: value[k] for k in sorted(value)}
+
+    @model_validator(mode="after")
+    def _profile_needs(self) -> RenderInputs:
+        if self.profile == "dev" and self.target == "podman" and not self.dev_source:
+            raise ValueError("the dev profile needs dev_source (the project checkout)")
+        if self.target == "kubernetes" and self.db_password is None:
+            raise ValueError("the kubernetes target needs db_password for its Secret")
+        return self
+
+    @property
+    def names(self) -> Names:
+        return names_for(self.name)
+
+    @property
+    def roots_env(self) -> str:
+        """``CODEBASE_MCP_ROOTS``: host=container pairs the server maps paths with."""
+        return ",".join(f"{r.host_path}={r.container_path}" for r in self.repos)
+
+
+def repo_mounts(host_paths: list[str]) -> tuple[RepoMount, ...]:
+    """Sorted, de-duplicated absolute host paths → /repos/0, /repos/1, ..."""
+    unique = sorted(set(host_paths))
+    for path in unique:
+        if not path.startswith("/"):
+            raise UsageError(
+                f"repository path {path!r} is not absolute", hint="pass an absolute path"
+            )
+        if "," in path or "=" in path:
+            raise UsageError(
+                f"repository path {path!r} contains ',' or '='",
+                hint="CODEBASE_MCP_ROOTS separates pairs with ',' and '=': rename or symlink it",
+            )
+    return tuple(RepoMount(host_path=p, container_path=f"/repos/{i}") for i, p in enumerate(unique))
+
+
+def retarget(refs: dict[str, str], registry: str) -> dict[str, str]:
+    """``localhost/codebase-mcp-x:tag`` → ``REGISTRY/codebase-mcp-x:tag`` (published images)."""
+    prefix = registry.rstrip("/")
+    out = {}
+    for name, ref in sorted(refs.items()):
+        tail = ref.split("/", 1)[1] if ref.startswith("localhost/") else ref.rsplit("/", 1)[-1]
+        out[name] = f"{prefix}/{tail}"
+    return out

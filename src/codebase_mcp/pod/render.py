@@ -1,0 +1,166 @@
+"""Render the stack from the Jinja2 templates under ``images/pod/``: a pure function.
+
+Same :class:`RenderInputs`, same bytes: the templates see only sorted data,
+``StrictUndefined`` turns a typo into an error, and every string is emitted
+JSON-quoted (valid YAML, whatever it contains). The output is parsed back
+before it is returned so a template bug never reaches podman.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from codebase_mcp.builder.api import repo_root
+from codebase_mcp.errors import TemplateError
+from codebase_mcp.pod.models import (
+    CONTAINER_PORT,
+    CONTAINERS,
+    EMBEDDER_PORT,
+    POSTGRES_PORT,
+    RenderInputs,
+)
+
+TEMPLATES = {"podman": "podman.yaml.j2", "kubernetes": "kubernetes.yaml.j2"}
+# The dev profile mounts the checkout here and puts its src/ first on sys.path,
+# so the server runs the working tree's code (and finds migrations/ beside it).
+DEV_MOUNT = "/workspace"
+
+
+def templates_dir() -> Path:
+    return repo_root() / "images" / "pod"
+
+
+def _quote(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def probes(inputs: RenderInputs) -> dict[str, list[str]]:
+    """Exec probes: binaries present in each image, argv without spaces (podman 4.3 splits)."""
+    return {
+        "postgres": [
+            "pg_isready",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(POSTGRES_PORT),
+            "-U",
+            inputs.db_user,
+        ],
+        "embedder": ["codebase-mcp", "embedder", "probe"],
+        "server": ["codebase-mcp", "health"],
+    }
+
+
+def server_env(
+    inputs: RenderInputs, *, database_host: str, embedder_host: str
+) -> list[tuple[str, str]]:
+    env = {
+        # rootlessport forwards to the pod's IP, not loopback: listen on all addresses.
+        "CODEBASE_MCP_HOST": "0.0.0.0",  # noqa: S104
+        "CODEBASE_MCP_PORT": str(CONTAINER_PORT),
+        "DATABASE_HOST": database_host,
+        "DATABASE_NAME": inputs.db_name,
+        "DATABASE_PORT": str(POSTGRES_PORT),
+        "DATABASE_USER": inputs.db_user,
+        "EMBEDDER_MODEL": inputs.embedder_model,
+        "EMBEDDER_URL": f"http://{embedder_host}:{EMBEDDER_PORT}",
+    }
+    if inputs.target == "podman":
+        # Postgres and the embedder start beside the server: retry them often (at most every
+        # second, not the default 5 s) so the server is up as soon as they are, and give a
+        # cold first start (initdb, model load) two minutes.
+        env["CODEBASE_MCP_INIT_BACKOFF_MAX"] = "1"
+        env["CODEBASE_MCP_INIT_DEADLINE"] = "120"
+    if inputs.target == "podman" and inputs.repos:
+        env["CODEBASE_MCP_ROOTS"] = inputs.roots_env
+    if inputs.target == "kubernetes":
+        env["CODEBASE_MCP_ROOTS"] = "/repos=/repos"
+    if inputs.profile == "dev" and inputs.target == "podman":
+        env["PYTHONPATH"] = f"{DEV_MOUNT}/src"
+    return sorted(env.items())
+
+
+def server_args(inputs: RenderInputs) -> list[str]:
+    """Arguments after the image's ``codebase-mcp init --`` entrypoint ([] = the image's CMD)."""
+    if inputs.profile != "dev" or inputs.target != "podman":
+        return []
+    return [
+        "python3", "-m", "codebase_mcp.pod.devreload",
+        "--watch", f"{DEV_MOUNT}/src", "--watch", f"{DEV_MOUNT}/migrations",
+        "--", "codebase-mcp", "serve", "--transport", "http",
+    ]  # fmt: skip
+
+
+def autoupdate_containers(inputs: RenderInputs) -> list[str]:
+    """Containers whose image comes from a registry: `podman auto-update` may pull newer ones."""
+    image_of = {"postgres": "postgres", "embedder": "embedder", "server": "server"}
+    return [c for c in CONTAINERS if not inputs.images[image_of[c]].startswith("localhost/")]
+
+
+def context(inputs: RenderInputs) -> dict[str, Any]:
+    kubernetes = inputs.target == "kubernetes"
+    password = inputs.db_password.get_secret_value() if inputs.db_password else ""
+    return {
+        "p": inputs,
+        "n": inputs.names,
+        "f": inputs.features,
+        "containers": list(CONTAINERS),
+        "probes": probes(inputs),
+        "ports": {"postgres": POSTGRES_PORT, "embedder": EMBEDDER_PORT, "server": CONTAINER_PORT},
+        "server_env": server_env(
+            inputs,
+            database_host=f"{inputs.name}-postgres" if kubernetes else "127.0.0.1",
+            embedder_host=f"{inputs.name}-embedder" if kubernetes else "127.0.0.1",
+        ),
+        "server_args": server_args(inputs),
+        "dev_mount": DEV_MOUNT,
+        "autoupdate": autoupdate_containers(inputs),
+        "password_b64": base64.b64encode(password.encode()).decode(),
+    }
+
+
+def environment(directory: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - YAML, not HTML; strings are JSON-quoted by |q
+    )
+    env.filters["q"] = _quote
+    return env
+
+
+def render(inputs: RenderInputs, directory: Path | None = None) -> str:
+    """The YAML for ``inputs.target``; raises TemplateError if the templates misbehave."""
+    directory = directory or templates_dir()
+    name = TEMPLATES[inputs.target]
+    try:
+        text = environment(directory).get_template(name).render(context(inputs))
+    except jinja2.TemplateError as exc:
+        raise TemplateError(
+            f"rendering images/pod/{name} failed: {exc}",
+            hint="the template and codebase_mcp.pod.render disagree; run the pod unit tests",
+        ) from exc
+    documents(text, name)
+    return text
+
+
+def documents(text: str, name: str = "the rendered YAML") -> list[dict[str, Any]]:
+    """Parse a multi-document YAML; TemplateError when it is not a list of objects."""
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise TemplateError(
+            f"{name} rendered invalid YAML: {exc}", hint="fix the template's indentation"
+        ) from exc
+    if not docs or not all(isinstance(d, dict) and "kind" in d for d in docs):
+        raise TemplateError(f"{name} rendered something that is not Kubernetes objects")
+    return docs

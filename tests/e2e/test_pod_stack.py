@@ -1,0 +1,230 @@
+"""The whole stack through the CLI, test profile, real podman:
+
+up → healthy → index a small real repository through the MCP HTTP endpoint →
+search finds the expected file → kill the server process (restarted, healthy,
+same results) → down (keep volumes) → up → the same search without
+re-indexing → down --volumes leaves nothing behind.
+
+Needs the three images; the session fixture builds them (a no-op when cached)
+and skips with the reason when they cannot be built here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codebase_mcp.errors import CodebaseMcpError
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = str(Path(sys.executable).with_name("codebase-mcp"))
+IMAGES = ["postgres", "embedder", "server"]
+# A query only one file of the fixture repository answers well.
+QUERY = "generate a random database password and keep it in a file readable only by its owner"
+EXPECTED_FILE = "secret.py"
+
+
+@pytest.fixture(scope="session")
+def built_images() -> dict[str, str]:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed")
+    from codebase_mcp.builder import api
+
+    try:
+        api.build(IMAGES)
+    except CodebaseMcpError as exc:
+        pytest.skip(f"the stack's images cannot be built here: {exc.message}")
+    return {name: api.image_ref(name) for name in IMAGES}
+
+
+def cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [CLI, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"codebase-mcp {' '.join(args)} failed:\n{result.stderr}")
+    return result
+
+
+def podman(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
+
+
+@pytest.fixture
+def stack(built_images: dict[str, str], tmp_path: Path) -> Iterator[dict[str, Any]]:
+    name = f"codebase-mcp-e2e-{os.getpid() % 100000}"
+    env = {"CODEBASE_MCP_DATA_DIR": str(tmp_path / "data"), "CODEBASE_MCP_POD": name}
+    # A small real repository: this project's pod package (a git checkout of it).
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "src" / "codebase_mcp" / "pod", repo / "pod")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    try:
+        yield {"name": name, "env": env, "repo": repo, "images": built_images}
+    finally:
+        cli("down", "--volumes", env=env, check=False)
+
+
+async def mcp_call(endpoint: str, tool: str, arguments: dict[str, Any]) -> Any:
+    from fastmcp import Client
+
+    async with Client(endpoint) as client:
+        result = await client.call_tool(tool, arguments, timeout=300)
+        if result.structured_content is not None:
+            return result.structured_content
+        return "\n".join(getattr(block, "text", "") for block in result.content)
+
+
+async def mcp_tools(endpoint: str) -> dict[str, Any]:
+    from fastmcp import Client
+
+    async with Client(endpoint) as client:
+        return {tool.name: tool.input_schema for tool in await client.list_tools()}
+
+
+def start_indexing(endpoint: str, repo: Path, project: str = "default") -> str:
+    result = asyncio.run(
+        mcp_call(
+            endpoint, "start_indexing_background", {"repo_path": str(repo), "project_id": project}
+        )
+    )
+    job = result.get("job_id") if isinstance(result, dict) else None
+    assert job, f"no job id in {result!r}"
+    return str(job)
+
+
+def job_status(endpoint: str, job: str) -> dict[str, Any]:
+    result = asyncio.run(mcp_call(endpoint, "get_indexing_status", {"job_id": job}))
+    assert isinstance(result, dict), result
+    return result
+
+
+def wait_for_job(endpoint: str, job: str, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = job_status(endpoint, job)
+        if status.get("status") in ("completed", "failed", "cancelled"):
+            return status
+        assert time.monotonic() < deadline, f"job still {status}"
+        time.sleep(0.5)
+
+
+def search(endpoint: str, project: str = "default") -> str:
+    found = asyncio.run(
+        mcp_call(endpoint, "search_code", {"query": QUERY, "project_id": project, "limit": 5})
+    )
+    return json.dumps(found)
+
+
+def up(stack: dict[str, Any], *extra: str) -> dict[str, Any]:
+    result = cli("up", "--profile", "test", "--no-build", "--json", *extra, env=stack["env"])
+    return json.loads(result.stdout)
+
+
+def test_up_index_search_restart_down_up_down_volumes(stack: dict[str, Any]) -> None:
+    env, repo, name = stack["env"], stack["repo"], stack["name"]
+    state = up(stack, "--repo", str(repo))
+    endpoint = state["endpoint"]
+    assert endpoint.startswith("http://127.0.0.1:")
+    assert state["images"] == stack["images"]
+    report = json.loads(cli("status", "--json", env=env).stdout)
+    assert report["status"] == "healthy"
+    assert {c["name"] for c in report["containers"]} == set(IMAGES)
+
+    tools = asyncio.run(mcp_tools(endpoint))
+    assert {"start_indexing_background", "get_indexing_status", "search_code"} <= set(tools)
+    done = wait_for_job(endpoint, start_indexing(endpoint, repo))
+    assert done["status"] == "completed", done
+    assert EXPECTED_FILE in search(endpoint)
+
+    # Kill the server's process: the pod restarts it, healthy again, same data.
+    container = state["server_container"]
+    pid = podman("inspect", container, "--format", "{{.State.Pid}}").stdout.strip()
+    os.kill(int(pid), 9)
+    deadline = time.monotonic() + 60
+    while cli("status", env=env, check=False).returncode != 0 or _restarts(container) < 1:
+        assert time.monotonic() < deadline, cli("status", env=env, check=False).stdout
+        time.sleep(0.5)
+    assert EXPECTED_FILE in search(endpoint)
+
+    # down keeps the data: after up, the same search works with no re-indexing.
+    out = cli("down", env=env).stdout
+    assert f"removed pod {name}" in out
+    assert podman("volume", "exists", f"{name}-pgdata").returncode == 0
+    again = up(stack)  # the repository and the port are remembered
+    assert again["endpoint"] == endpoint
+    assert EXPECTED_FILE in search(endpoint)
+
+    # down --volumes leaves nothing behind.
+    cli("down", "--volumes", env=env)
+    assert podman("pod", "exists", name).returncode != 0
+    leftovers = podman("volume", "ls", "--format", "{{.Name}}").stdout.split()
+    assert [v for v in leftovers if v.startswith(name)] == []
+    assert podman("secret", "inspect", f"{name}-db").returncode != 0
+    assert not (Path(env["CODEBASE_MCP_DATA_DIR"]) / "pods" / name).exists()
+
+
+def _restarts(container: str) -> int:
+    out = podman("inspect", container, "--format", "{{.RestartCount}}").stdout.strip()
+    return int(out or 0)
+
+
+@pytest.mark.timeout(1200)  # the resumed job re-embeds on a CPU embedder
+def test_postgres_stopped_mid_indexing_never_reports_a_silent_success(
+    stack: dict[str, Any],
+) -> None:
+    env, name = stack["env"], stack["name"]
+    # A larger real repository (click's source, 17 files), so indexing is still running
+    # when Postgres goes away: Postgres is stopped as soon as the job leaves "pending".
+    big = stack["repo"].parent / "big"
+    site = Path(__import__("click").__file__).parent
+    shutil.copytree(site, big / "click", ignore=shutil.ignore_patterns("__pycache__"))
+    state = up(stack, "--repo", str(big))
+    endpoint = state["endpoint"]
+    job = start_indexing(endpoint, big, project="outage")
+    deadline = time.monotonic() + 120
+    while job_status(endpoint, job)["status"] == "pending":
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.2)
+
+    postgres = f"{name}-postgres"
+    assert podman("stop", "--time", "10", postgres).returncode == 0
+    time.sleep(3)  # the worker hits the outage
+    assert podman("start", postgres).returncode == 0
+    deadline = time.monotonic() + 120
+    while cli("status", env=env, check=False).returncode != 0:
+        assert time.monotonic() < deadline, cli("status", env=env, check=False).stdout
+        time.sleep(0.5)
+
+    final = wait_for_job(endpoint, job, timeout=600)
+    assert final["status"] in ("completed", "failed"), final
+    if final["status"] == "failed":
+        assert final["error"], f"failed without saying why: {final}"
+    else:
+        # resumed: every file accounted for, nothing silently dropped
+        assert final["files_scanned"] + final["files_skipped"] == final["files_total"], final
+        assert final["chunks_created"] > 0 or final["files_unchanged"] > 0, final
+        found = asyncio.run(
+            mcp_call(
+                endpoint,
+                "search_code",
+                {"query": "declare a command line option with a decorator", "project_id": "outage"},
+            )
+        )
+        assert "click" in json.dumps(found)

@@ -1,0 +1,81 @@
+"""`codebase-mcp pod render` and `down` through click, podman and the builder faked."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from codebase_mcp.cli import pod as cli_pod
+from codebase_mcp.pod.models import RenderInputs
+from codebase_mcp.pod.podman import Podman
+from codebase_mcp.pod.render import documents, render
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path, images):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CODEBASE_MCP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(cli_pod, "planned_refs", lambda: dict(images))
+    return tmp_path
+
+
+def test_render_prints_the_podman_spec_for_the_given_version(cli_env, images, templates) -> None:  # type: ignore[no-untyped-def]
+    result = CliRunner().invoke(
+        cli_pod.pod, ["render", "--podman-version", "4.3.1", "--name", "cm", "--port", "8100"]
+    )
+    assert result.exit_code == 0, result.output
+    expected = render(RenderInputs(name="cm", images=images, port=8100), templates)
+    assert result.output == expected
+
+
+def test_render_kubernetes_to_a_private_file_with_the_stored_password(cli_env) -> None:  # type: ignore[no-untyped-def]
+    def args(out: Path) -> list[str]:
+        return ["render", "--target", "kubernetes", "--name", "cm", "-o", str(out),
+                "--registry", "ghcr.io/acme", "--replicas", "3"]  # fmt: skip
+
+    out = cli_env / "k8s.yaml"
+    result = CliRunner().invoke(cli_pod.pod, args(out))
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    docs = {d["kind"] + "/" + d["metadata"]["name"]: d for d in documents(out.read_text())}
+    assert docs["Deployment/cm-server"]["spec"]["replicas"] == 3
+    image = docs["Deployment/cm-server"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.startswith("ghcr.io/acme/codebase-mcp-server:")
+    password_file = cli_env / "data" / "pods" / "cm" / "db-password"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    # rendering again reuses the same password: same bytes
+    again = CliRunner().invoke(cli_pod.pod, args(cli_env / "b.yaml"))
+    assert again.exit_code == 0, again.output
+    assert (cli_env / "b.yaml").read_text() == out.read_text()
+
+
+def test_render_refuses_a_repo_path_the_roots_variable_cannot_carry(cli_env) -> None:  # type: ignore[no-untyped-def]
+    result = CliRunner().invoke(
+        cli_pod.pod, ["render", "--podman-version", "4.3", "--repo", "/tmp/a,b"]
+    )
+    assert result.exit_code != 0
+    assert "contains ',' or '='" in str(result.exception)
+
+
+def test_up_help_lists_the_profiles() -> None:
+    result = CliRunner().invoke(cli_pod.up, ["--help"])
+    assert result.exit_code == 0
+    assert "[dev|prod|test]" in result.output
+
+
+def test_down_of_nothing_says_so(cli_env, monkeypatch, fake_runner) -> None:  # type: ignore[no-untyped-def]
+    fake_runner.reply(["podman", "pod", "exists"], "", returncode=1)
+    fake_runner.reply(["podman", "volume", "exists"], "", returncode=1)
+    original = cli_pod.Lifecycle
+    monkeypatch.setattr(cli_pod, "Lifecycle", lambda: original(podman=Podman(fake_runner)))
+    result = CliRunner().invoke(cli_pod.down, ["--name", "ghost"])
+    assert result.exit_code == 0
+    assert "nothing to remove: no pod 'ghost'" in result.output
+
+
+def test_templates_dir_is_the_checkout(templates: Path) -> None:
+    from codebase_mcp.pod.render import templates_dir
+
+    assert templates_dir() == templates

@@ -1,0 +1,279 @@
+"""up/down/status against a scripted podman: the order of commands and what they leave."""
+
+from __future__ import annotations
+
+import json
+import stat
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from codebase_mcp.errors import CommandFailed, HostCheckFailed, ImageNotBuilt, PodUnhealthy
+from codebase_mcp.pod.lifecycle import Lifecycle, UpOptions, run_doctor
+from codebase_mcp.pod.podman import Podman
+from codebase_mcp.pod.state import load_state, pod_dir
+from codebase_mcp.proc import Result
+
+
+@dataclass
+class FakePodman:
+    """Just enough podman state for the lifecycle: pods, volumes, secrets, probe results."""
+
+    runner: object
+    pods: set[str] = field(default_factory=set)
+    volumes: set[str] = field(default_factory=set)
+    secrets: set[str] = field(default_factory=set)
+    healthy_after: dict[str, int] = field(default_factory=dict)  # container -> probe calls
+    probes: dict[str, int] = field(default_factory=dict)
+    recorded: dict[str, str] = field(default_factory=dict)  # podman's health status
+
+    def install(self) -> None:
+        r = self.runner
+        r.reply(["podman", "version"], '{"Client":{"Version":"4.3.1"}}')  # type: ignore[attr-defined]
+        r.on(["podman", "secret", "inspect"], self._exists(self.secrets))  # type: ignore[attr-defined]
+        r.on(["podman", "secret", "create"], self._add(self.secrets, 3))  # type: ignore[attr-defined]
+        r.on(["podman", "secret", "rm"], self._remove(self.secrets, 3))  # type: ignore[attr-defined]
+        r.on(["podman", "kube", "play"], self._play)  # type: ignore[attr-defined]
+        r.on(["podman", "pod", "exists"], self._exists(self.pods))  # type: ignore[attr-defined]
+        r.on(["podman", "pod", "rm"], self._remove(self.pods, 4))  # type: ignore[attr-defined]
+        r.on(["podman", "ps"], self._ps)  # type: ignore[attr-defined]
+        r.on(["podman", "container", "inspect"], self._inspect)  # type: ignore[attr-defined]
+        r.on(["podman", "healthcheck", "run"], self._healthcheck)  # type: ignore[attr-defined]
+        r.on(["podman", "exec"], self._probe)  # type: ignore[attr-defined]
+        r.on(["podman", "volume", "exists"], self._exists(self.volumes))  # type: ignore[attr-defined]
+        r.on(["podman", "volume", "rm"], self._remove_many)  # type: ignore[attr-defined]
+        r.reply(["podman", "logs"], "FATAL: something broke\n")  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _exists(where: set[str]):  # type: ignore[no-untyped-def]
+        return lambda argv, _in: Result(argv, 0 if argv[-1] in where else 1)
+
+    @staticmethod
+    def _add(where: set[str], index: int):  # type: ignore[no-untyped-def]
+        def add(argv, _in):  # type: ignore[no-untyped-def]
+            where.add(argv[index])
+            return Result(argv, 0)
+
+        return add
+
+    @staticmethod
+    def _remove(where: set[str], index: int):  # type: ignore[no-untyped-def]
+        def remove(argv, _in):  # type: ignore[no-untyped-def]
+            where.discard(argv[index])
+            return Result(argv, 0)
+
+        return remove
+
+    def _remove_many(self, argv, _in):  # type: ignore[no-untyped-def]
+        self.volumes.difference_update(argv[4:])
+        return Result(argv, 0)
+
+    def _play(self, argv, _in):  # type: ignore[no-untyped-def]
+        spec = Path(argv[-1]).read_text()
+        name = next(line.split('"')[1] for line in spec.splitlines() if line.startswith("  name:"))
+        self.pods.add(name)
+        self.pod = name
+        self.volumes.update({f"{name}-pgdata", f"{name}-models", f"{name}-server-tmp"})
+        return Result(argv, 0)
+
+    def _ps(self, argv, _in):  # type: ignore[no-untyped-def]
+        pod = argv[argv.index("--filter") + 1].split("=", 1)[1]
+        if pod not in self.pods:
+            return Result(argv, 0, "")
+        names = [f"{pod}-{c}" for c in ("embedder", "postgres", "server")]
+        return Result(argv, 0, "\n".join(["abc-infra true", *(f"{n} false" for n in names)]))
+
+    def _inspect(self, argv, _in):  # type: ignore[no-untyped-def]
+        items = []
+        for name in argv[5:]:
+            items.append({
+                "Name": name, "ImageName": "img", "RestartCount": 0,
+                "State": {"Status": "running",
+                          "Health": {"Status": self.recorded.get(name, "starting")}},
+                "Config": {"Healthcheck": {"Test": ["CMD-SHELL", "probe", name, "||", "exit",
+                                                    "1"]}},
+            })  # fmt: skip
+        return Result(argv, 0, json.dumps(items))
+
+    def _passes(self, name: str) -> bool:
+        return self.probes.get(name, 0) >= self.healthy_after.get(name, 1)
+
+    def _probe(self, argv, _in):  # type: ignore[no-untyped-def]
+        # podman exec NAME /bin/sh -c "probe NAME || exit 1"
+        name = argv[2]
+        assert argv[3:5] == ("/bin/sh", "-c") and argv[5] == f"probe {name} || exit 1"
+        self.probes[name] = self.probes.get(name, 0) + 1
+        return Result(argv, 0 if self._passes(name) else 1)
+
+    def _healthcheck(self, argv, _in):  # type: ignore[no-untyped-def]
+        # Counting failures here is what restarts a container on podman 4.3: never fail it.
+        name = argv[-1]
+        assert self._passes(name), f"podman healthcheck run {name} while it fails"
+        self.recorded[name] = "healthy"
+        return Result(argv, 0)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def world(fake_runner, images, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CODEBASE_MCP_DATA_DIR", str(tmp_path / "data"))
+    podman = FakePodman(fake_runner)
+    podman.install()
+    clock = FakeClock()
+    lifecycle = Lifecycle(
+        podman=Podman(fake_runner),
+        build_images=lambda: dict(images),
+        planned_refs=lambda: dict(images),
+        doctor=lambda: None,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    return types.SimpleNamespace(podman=podman, runner=fake_runner, life=lifecycle, clock=clock)
+
+
+def test_up_creates_the_secret_plays_the_spec_and_waits(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    world.podman.healthy_after = {"cm-server": 3}
+    state = world.life.up(UpOptions(name="cm", repos=[str(tmp_path)], build=True))
+    verbs = [c[:3] for c in world.runner.calls if c[1] in ("version", "secret", "kube")]
+    assert verbs == [
+        ("podman", "version", "--format"),
+        ("podman", "secret", "inspect"),
+        ("podman", "secret", "create"),
+        ("podman", "kube", "play"),
+    ]
+    (play,) = world.runner.called("podman", "kube", "play")
+    assert play[3] == "--replace"
+    spec = Path(play[4])
+    assert spec == pod_dir("cm") / "pod.yaml"
+    assert stat.S_IMODE(spec.stat().st_mode) == 0o600
+    assert "localhost/codebase-mcp-server:3333333333333333" in spec.read_text()
+    assert str(tmp_path) in spec.read_text()
+    # the server needed three probes: up kept probing until it passed, and only then
+    # recorded the result with podman (a failing `healthcheck run` counts towards a restart)
+    assert world.podman.probes["cm-server"] == 3
+    assert world.podman.recorded == dict.fromkeys(
+        ["cm-embedder", "cm-postgres", "cm-server"], "healthy"
+    )
+    assert state.endpoint == "http://127.0.0.1:8000/mcp"
+    assert load_state(pod_dir("cm")) == state
+
+
+def test_second_up_reuses_secret_port_and_repos(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    first = world.life.up(UpOptions(name="cm-test", profile="test", repos=[str(tmp_path)]))
+    assert first.port != 8000
+    second = world.life.up(UpOptions(name="cm-test", profile="test"))
+    assert (second.port, second.repos) == (first.port, first.repos)
+    assert len(world.runner.called("podman", "secret", "create")) == 1
+
+
+def test_up_without_build_refuses_missing_images(world) -> None:  # type: ignore[no-untyped-def]
+    world.runner.reply(["podman", "image", "exists"], "", returncode=1)
+    with pytest.raises(ImageNotBuilt, match="not built: localhost/codebase-mcp-embedder") as caught:
+        world.life.up(UpOptions(name="cm", build=False))
+    assert "codebase-mcp image build" in (caught.value.hint or "")
+    assert world.runner.called("podman", "kube", "play") == []
+
+
+def test_a_container_that_never_gets_healthy_times_out_with_its_log(world) -> None:  # type: ignore[no-untyped-def]
+    world.podman.healthy_after = {"cm-embedder": 10**6}
+    with pytest.raises(PodUnhealthy) as caught:
+        world.life.up(UpOptions(name="cm", timeout=5))
+    assert "embedder not healthy after 5s" in caught.value.message
+    assert "FATAL: something broke" in caught.value.message
+    assert "codebase-mcp logs embedder" in (caught.value.hint or "")
+    assert world.clock.now >= 1005
+
+
+def test_down_keeps_data_unless_asked(world) -> None:  # type: ignore[no-untyped-def]
+    world.life.up(UpOptions(name="cm"))
+    removed = world.life.down("cm", volumes=False)
+    assert removed == ["pod cm", "volume cm-server-tmp"]
+    (stop,) = world.runner.called("podman", "pod", "stop")
+    assert stop == ("podman", "pod", "stop", "--time", "30", "cm")
+    assert world.podman.volumes == {"cm-pgdata", "cm-models"}
+    assert world.podman.secrets == {"cm-db"}
+    assert pod_dir("cm").is_dir()
+
+
+def test_down_volumes_leaves_nothing(world) -> None:  # type: ignore[no-untyped-def]
+    world.life.up(UpOptions(name="cm"))
+    removed = world.life.down("cm", volumes=True)
+    assert "volume cm-pgdata" in removed
+    assert "secret cm-db" in removed
+    assert world.podman.volumes == set()
+    assert world.podman.secrets == set()
+    assert world.podman.pods == set()
+    assert not pod_dir("cm").exists()
+
+
+def test_down_of_a_missing_pod_removes_nothing(world) -> None:  # type: ignore[no-untyped-def]
+    assert world.life.down("ghost", volumes=False) == []
+    assert world.runner.called("podman", "pod", "stop") == []
+
+
+def test_status_runs_the_probes_and_reports_the_endpoint(world) -> None:  # type: ignore[no-untyped-def]
+    world.life.up(UpOptions(name="cm", port=8123))
+    before = dict(world.podman.probes)
+    report = world.life.status("cm")
+    assert report.status == "healthy"
+    assert report.endpoint == "http://127.0.0.1:8123/mcp"
+    assert [c.name for c in report.containers] == ["embedder", "postgres", "server"]
+    assert all(world.podman.probes[k] == v + 1 for k, v in before.items())
+
+
+def test_status_of_a_missing_pod(world) -> None:  # type: ignore[no-untyped-def]
+    report = world.life.status("ghost")
+    assert (report.status, report.containers, report.endpoint) == ("missing", [], None)
+
+
+def test_doctor_failures_stop_up_with_their_fix(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from codebase_mcp import doctor
+    from codebase_mcp.doctor import CheckResult
+
+    results = [
+        CheckResult(name="podman", status="ok", detail="4.3.1"),
+        CheckResult(name="runtime", status="fail", detail="crun", fix="apt-get install runc"),
+    ]
+    monkeypatch.setattr(doctor, "run_checks", lambda: results)
+    with pytest.raises(HostCheckFailed, match=r"runtime \(crun\)") as caught:
+        run_doctor()
+    assert "apt-get install runc" in (caught.value.hint or "")
+    results.pop()
+    run_doctor()
+
+
+def test_test_profile_picks_another_port_when_its_port_was_taken(world) -> None:  # type: ignore[no-untyped-def]
+    plays = []
+
+    def play(argv, stdin):  # type: ignore[no-untyped-def]
+        plays.append(Path(argv[-1]).read_text())
+        if len(plays) == 1:
+            return Result(
+                argv, 125, "", "cannot listen on the TCP port: bind: address already in use"
+            )
+        return world.podman._play(argv, stdin)
+
+    world.runner.on(["podman", "kube", "play"], play)
+    state = world.life.up(UpOptions(name="cm-t", profile="test"))
+    assert len(plays) == 2
+    assert f"hostPort: {state.port}" in plays[1]
+    assert f"hostPort: {state.port}" not in plays[0]
+
+
+def test_a_chosen_port_in_use_is_an_error_not_a_surprise(world) -> None:  # type: ignore[no-untyped-def]
+    world.runner.reply(["podman", "kube", "play"], "", returncode=125)
+    with pytest.raises(CommandFailed):
+        world.life.up(UpOptions(name="cm", port=8123))
+    assert len(world.runner.called("podman", "kube", "play")) == 1

@@ -1,0 +1,286 @@
+"""The rendered specs: golden files (reviewed by hand), schema validation, invariants.
+
+Regenerate the golden files after an intended template change with
+``UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/pod/test_pod_render.py`` and
+review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from codebase_mcp.errors import TemplateError
+from codebase_mcp.pod.features import PodmanVersion, features_for
+from codebase_mcp.pod.models import RenderInputs, repo_mounts
+from codebase_mcp.pod.render import documents, render
+
+GOLDEN = Path(__file__).parent / "golden"
+K8S_VERSION = "1.30"
+PODMAN_43 = features_for(PodmanVersion(4, 3, 1))
+PODMAN_50 = features_for(PodmanVersion(5, 0, 0))
+
+
+def cases(images: dict[str, str]) -> dict[str, RenderInputs]:
+    repos = repo_mounts(["/home/dev/projects/beta", "/home/dev/projects/alpha"])
+    return {
+        "podman-prod-4.3.yaml": RenderInputs(images=images, repos=repos, features=PODMAN_43),
+        "podman-dev-4.3.yaml": RenderInputs(
+            images=images,
+            profile="dev",
+            repos=repos,
+            features=PODMAN_43,
+            dev_source="/home/dev/codebase-mcp",
+        ),
+        "podman-test-5.0.yaml": RenderInputs(
+            name="codebase-mcp-test-abc123",
+            images=images,
+            profile="test",
+            port=43210,
+            repos=repo_mounts(["/tmp/fixture-repo"]),
+            features=PODMAN_50,
+        ),
+        "kubernetes-prod.yaml": RenderInputs(
+            images=images,
+            target="kubernetes",
+            server_replicas=2,
+            db_password=SecretStr("golden-password"),
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "golden",
+    ["podman-prod-4.3.yaml", "podman-dev-4.3.yaml", "podman-test-5.0.yaml", "kubernetes-prod.yaml"],
+)
+def test_render_matches_the_reviewed_golden_file(
+    golden: str, images: dict[str, str], templates: Path
+) -> None:
+    text = render(cases(images)[golden], templates)
+    path = GOLDEN / golden
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{golden} changed: review, then UPDATE_GOLDEN=1"
+
+
+@pytest.mark.parametrize(
+    "golden",
+    ["podman-prod-4.3.yaml", "podman-dev-4.3.yaml", "podman-test-5.0.yaml", "kubernetes-prod.yaml"],
+)
+def test_every_document_validates_against_the_kubernetes_schema(
+    golden: str, images: dict[str, str], templates: Path
+) -> None:
+    docs = documents(render(cases(images)[golden], templates))
+    for doc in docs:
+        # strict: unknown fields (typos) fail too
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_same_inputs_same_bytes_whatever_the_input_order(
+    images: dict[str, str], templates: Path
+) -> None:
+    a = RenderInputs(images=images, repos=repo_mounts(["/r/b", "/r/a"]))
+    b = RenderInputs(
+        images=dict(reversed(list(images.items()))), repos=repo_mounts(["/r/a", "/r/b"])
+    )
+    assert render(a, templates) == render(b, templates)
+
+
+def pod_of(text: str) -> dict[str, Any]:
+    (pod,) = [d for d in documents(text) if d["kind"] == "Pod"]
+    return pod
+
+
+def containers(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in pod["spec"]["containers"]}
+
+
+def test_podman_43_publishes_only_the_mcp_port_on_loopback(
+    images: dict[str, str], templates: Path
+) -> None:
+    pod = pod_of(render(RenderInputs(images=images, port=9123, features=PODMAN_43), templates))
+    ports = {name: c.get("ports", []) for name, c in containers(pod).items()}
+    # A containerPort without hostPort is published on 0.0.0.0 before podman 4.8.
+    assert ports["postgres"] == []
+    assert ports["embedder"] == []
+    assert ports["server"] == [
+        {"name": "mcp", "containerPort": 8000, "hostPort": 9123, "hostIP": "127.0.0.1"}
+    ]
+
+
+def test_podman_43_gets_no_startup_probe_and_no_secret_document(
+    images: dict[str, str], templates: Path
+) -> None:
+    text = render(RenderInputs(images=images, features=PODMAN_43), templates)
+    assert [d["kind"] for d in documents(text)] == ["Pod"]
+    for container in containers(pod_of(text)).values():
+        assert "startupProbe" not in container
+        assert "livenessProbe" in container
+
+
+def test_podman_44_adds_startup_probes(images: dict[str, str], templates: Path) -> None:
+    features = features_for(PodmanVersion(4, 4, 0))
+    pod = pod_of(render(RenderInputs(images=images, features=features), templates))
+    for container in containers(pod).values():
+        assert (
+            container["startupProbe"]["exec"]["command"]
+            == (container["livenessProbe"]["exec"]["command"])
+        )
+
+
+def test_password_reaches_postgres_and_server_from_the_podman_secret(
+    images: dict[str, str], templates: Path
+) -> None:
+    pod = pod_of(render(RenderInputs(name="cm", images=images), templates))
+    refs = {}
+    for name, c in containers(pod).items():
+        for env in c.get("env", []):
+            if "valueFrom" in env:
+                refs[(name, env["name"])] = env["valueFrom"]["secretKeyRef"]
+    assert refs == {
+        ("postgres", "POSTGRES_PASSWORD"): {"name": "cm-db", "key": "password"},
+        ("server", "DATABASE_PASSWORD"): {"name": "cm-db", "key": "password"},
+    }
+
+
+def test_every_container_is_locked_down(images: dict[str, str], templates: Path) -> None:
+    pod = pod_of(render(RenderInputs(images=images), templates))
+    uids = {}
+    for name, c in containers(pod).items():
+        sc = c["securityContext"]
+        assert sc["runAsNonRoot"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        uids[name] = sc["runAsUser"]
+        # a read-only root needs a writable /tmp
+        assert "/tmp" in [m["mountPath"] for m in c["volumeMounts"]]
+    assert uids == {"postgres": 999, "embedder": 10001, "server": 10001}
+
+
+def test_probes_are_exec_probes_with_plain_argv(images: dict[str, str], templates: Path) -> None:
+    pod = pod_of(render(RenderInputs(images=images), templates))
+    commands = {n: c["livenessProbe"]["exec"]["command"] for n, c in containers(pod).items()}
+    assert commands == {
+        "postgres": ["pg_isready", "-h", "127.0.0.1", "-p", "5432", "-U", "codebase"],
+        "embedder": ["codebase-mcp", "embedder", "probe"],
+        "server": ["codebase-mcp", "health"],
+    }
+    # podman 4.3 joins the argv under `sh -c`: an argument with a space would split.
+    assert not any(" " in arg for argv in commands.values() for arg in argv)
+
+
+def test_repositories_are_mounted_read_only_and_mapped_for_the_server(
+    images: dict[str, str], templates: Path
+) -> None:
+    repos = repo_mounts(["/home/u/it's a repo", '/home/u/"quoted"'])
+    pod = pod_of(render(RenderInputs(images=images, repos=repos), templates))
+    server = containers(pod)["server"]
+    mounts = {m["name"]: m for m in server["volumeMounts"] if m["name"].startswith("repo-")}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    pairs = sorted((volumes[n]["hostPath"]["path"], m["mountPath"]) for n, m in mounts.items())
+    assert pairs == [('/home/u/"quoted"', "/repos/0"), ("/home/u/it's a repo", "/repos/1")]
+    assert all(m["readOnly"] for m in mounts.values())
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    assert env["CODEBASE_MCP_ROOTS"] == '/home/u/"quoted"=/repos/0,/home/u/it\'s a repo=/repos/1'
+
+
+def test_named_volumes_keep_data_and_scratch_volumes_are_per_pod(
+    images: dict[str, str], templates: Path
+) -> None:
+    pod = pod_of(render(RenderInputs(name="cm-a", images=images), templates))
+    claims = sorted(
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    )
+    assert claims == ["cm-a-models", "cm-a-pgdata"]
+    scratch = sorted(v["name"] for v in pod["spec"]["volumes"] if "emptyDir" in v)
+    # podman < 5.0 turns an emptyDir into a named volume called after it: two pods must differ.
+    assert scratch == ["cm-a-embedder-tmp", "cm-a-postgres-tmp", "cm-a-server-tmp"]
+
+
+def test_dev_profile_runs_the_checkout_with_hot_reload(
+    images: dict[str, str], templates: Path
+) -> None:
+    inputs = RenderInputs(images=images, profile="dev", dev_source="/home/dev/cm")
+    pod = pod_of(render(inputs, templates))
+    server = containers(pod)["server"]
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    assert env["PYTHONPATH"] == "/workspace/src"
+    assert server["args"][:3] == ["python3", "-m", "codebase_mcp.pod.devreload"]
+    assert server["args"][-4:] == ["codebase-mcp", "serve", "--transport", "http"]
+    source = next(v for v in pod["spec"]["volumes"] if v["name"] == "dev-source")
+    assert source["hostPath"]["path"] == "/home/dev/cm"
+    prod = pod_of(render(RenderInputs(images=images), templates))
+    assert "args" not in containers(prod)["server"]
+
+
+def test_registry_images_get_autoupdate_annotations(
+    images: dict[str, str], templates: Path
+) -> None:
+    local = pod_of(render(RenderInputs(images=images), templates))
+    assert "annotations" not in local["metadata"]
+    remote = dict(images, server="ghcr.io/acme/codebase-mcp-server:3333")
+    pod = pod_of(render(RenderInputs(images=remote), templates))
+    assert pod["metadata"]["annotations"] == {"io.containers.autoupdate/server": "registry"}
+
+
+def test_kubernetes_has_the_objects_a_cluster_needs(
+    images: dict[str, str], templates: Path
+) -> None:
+    inputs = RenderInputs(
+        name="cm", images=images, target="kubernetes", server_replicas=3,
+        db_password=SecretStr("s3cret"),
+    )  # fmt: skip
+    docs = documents(render(inputs, templates))
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert kinds == {
+        ("Secret", "cm-db"),
+        ("Service", "cm-postgres"),
+        ("StatefulSet", "cm-postgres"),
+        ("Service", "cm-embedder"),
+        ("Deployment", "cm-embedder"),
+        ("Service", "cm-server"),
+        ("Deployment", "cm-server"),
+        ("PersistentVolumeClaim", "cm-repos"),
+    }
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    assert by_kind[("Deployment", "cm-server")]["spec"]["replicas"] == 3
+    statefulset = by_kind[("StatefulSet", "cm-postgres")]
+    assert statefulset["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "pgdata"
+    workloads = [("StatefulSet", "cm-postgres"), ("Deployment", "cm-embedder"),
+                 ("Deployment", "cm-server")]  # fmt: skip
+    for key in workloads:
+        for c in by_kind[key]["spec"]["template"]["spec"]["containers"]:
+            assert {"readinessProbe", "livenessProbe"} <= set(c), c["name"]
+            assert c["resources"]["requests"], c["name"]
+    server = by_kind[("Deployment", "cm-server")]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in server["env"]}
+    assert env["DATABASE_HOST"] == "cm-postgres"
+    assert env["EMBEDDER_URL"] == "http://cm-embedder:11434"
+    secret = by_kind[("Secret", "cm-db")]
+    assert secret["data"] == {"password": "czNjcmV0"}  # base64 of s3cret
+
+
+def test_undefined_template_variables_fail_loudly(images: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "podman.yaml.j2").write_text("kind: Pod\nname: {{ p.no_such_field }}\n")
+    with pytest.raises(TemplateError, match="no_such_field"):
+        render(RenderInputs(images=images), tmp_path)
+
+
+def test_invalid_yaml_from_a_template_is_caught(images: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "podman.yaml.j2").write_text("kind: Pod\n  bad: [indent\n")
+    with pytest.raises(TemplateError, match="invalid YAML"):
+        render(RenderInputs(images=images), tmp_path)
+
+
+def test_golden_files_are_parseable_yaml() -> None:
+    for path in sorted(GOLDEN.glob("*.yaml")):
+        assert list(yaml.safe_load_all(path.read_text())), path.name
