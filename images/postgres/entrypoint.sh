@@ -7,13 +7,27 @@
 #   POSTGRES_USER           superuser to create (default: codebase)
 #   POSTGRES_DB             database to create with the vector extension (default: codebase)
 #   Extra arguments are passed to postgres (e.g. -c shared_buffers=256MB).
+#
+# First start is resumable: a start killed midway (a stop, a probe on a slow
+# host) is completed by the next one. A cluster whose initdb or configuration
+# was cut short holds no data yet and is made again; a configured cluster is
+# only ever completed (idempotent CREATE DATABASE / CREATE EXTENSION), never
+# cleared. The marker file is written last.
 set -eu
 
 : "${PGDATA:=/var/lib/postgresql/data}"
 user="${POSTGRES_USER:-codebase}"
 db="${POSTGRES_DB:-codebase}"
+marker="$PGDATA/.codebase-mcp-initialised"
+configured_line="unix_socket_directories = '/tmp'"
 
 fail() { echo "pg-entrypoint: error: $*" >&2; exit 1; }
+
+if [ -s "$PGDATA/PG_VERSION" ] && [ ! -e "$marker" ] \
+    && ! grep -qxF "$configured_line" "$PGDATA/postgresql.conf" 2>/dev/null; then
+    echo "pg-entrypoint: $PGDATA holds an interrupted initdb (no data yet): starting it again"
+    find "$PGDATA" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+fi
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
@@ -30,12 +44,15 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     initdb --pgdata="$PGDATA" --username="$user" --pwfile="$pwfile" \
         --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >/dev/null
     [ "$pwfile" = "${POSTGRES_PASSWORD_FILE:-}" ] || rm -f "$pwfile"
+    echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
     {
         echo "listen_addresses = '*'"
-        echo "unix_socket_directories = '/tmp'"
         echo "jit = off"
+        echo "$configured_line"
     } >> "$PGDATA/postgresql.conf"
-    echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+fi
+
+if [ ! -e "$marker" ]; then
     pg_ctl --pgdata="$PGDATA" --options="-c listen_addresses='' -c unix_socket_directories=/tmp" \
         --wait --silent start
     psql --host=/tmp --username="$user" --dbname=postgres --quiet --set=ON_ERROR_STOP=1 \
@@ -47,6 +64,7 @@ CREATE EXTENSION IF NOT EXISTS vector;
 CREATE EXTENSION IF NOT EXISTS vector;
 SQL
     pg_ctl --pgdata="$PGDATA" --mode=fast --wait --silent stop
+    : > "$marker"
     echo "pg-entrypoint: initialised"
 fi
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -45,3 +46,69 @@ def test_password_is_required(pg_server: object) -> None:
     )
     assert result.returncode != 0
     assert "no password: set POSTGRES_PASSWORD_FILE" in result.stderr
+
+
+def test_interrupted_first_start_is_completed_not_looping(tmp_path: Path) -> None:
+    """A first start killed after initdb (no marker) is finished by the next start."""
+    import subprocess
+
+    from tests.support.postgres import free_port, postgres_image
+
+    image = postgres_image()
+    volume = f"codebase-mcp-test-interrupted-{tmp_path.name[-8:].lower()}"
+    name = f"{volume}-pg"
+    port = free_port()
+    run = [
+        "podman",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-v",
+        f"{volume}:/var/lib/postgresql/data",
+        "-p",
+        f"127.0.0.1:{port}:5432",
+        "-e",
+        "POSTGRES_PASSWORD=pw",
+        image,
+    ]
+    try:
+        subprocess.run(run, check=True, capture_output=True)
+        # Simulate a kill right after initdb: the marker is not there yet.
+        for _ in range(100):
+            out = subprocess.run(["podman", "logs", name], capture_output=True, text=True)
+            if "pg-entrypoint: initialised" in out.stdout + out.stderr:
+                break
+            __import__("time").sleep(0.2)
+        subprocess.run(
+            ["podman", "exec", name, "rm", "/var/lib/postgresql/data/.codebase-mcp-initialised"],
+            check=True,
+        )
+        subprocess.run(["podman", "rm", "-f", "-t", "0", name], check=True, capture_output=True)
+        subprocess.run(run, check=True, capture_output=True)
+
+        async def ready() -> str:
+            for _ in range(100):
+                try:
+                    conn = await asyncpg.connect(
+                        f"postgresql://codebase:pw@127.0.0.1:{port}/codebase"
+                    )
+                except (OSError, asyncpg.PostgresError):
+                    await asyncio.sleep(0.2)
+                    continue
+                try:
+                    return str(
+                        await conn.fetchval(
+                            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+                        )
+                    )
+                finally:
+                    await conn.close()
+            raise AssertionError("postgres did not come back")
+
+        assert asyncio.run(ready()).startswith("0.8")
+        logs = subprocess.run(["podman", "logs", name], capture_output=True, text=True)
+        assert "interrupted initdb" not in logs.stdout  # configured: completed, not cleared
+    finally:
+        subprocess.run(["podman", "rm", "-f", "-t", "0", name], capture_output=True)
+        subprocess.run(["podman", "volume", "rm", "-f", volume], capture_output=True)
