@@ -33,8 +33,8 @@ lock: $(STAMP) ## re-resolve build/lock.json for every image (needs the Debian m
 check: lint typecheck ## ruff + mypy --strict
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench eval scripts migrations
+	$(BIN)/ruff format --check src tests bench eval scripts migrations
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

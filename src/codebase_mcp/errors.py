@@ -168,7 +168,7 @@ class DependencyTimeout(CodebaseMcpError):
 
 
 class DatabaseTimeout(DependencyTimeout):
-    """``init``: Postgres was not ready (connect, auth, ``SELECT 1``, pgvector) before the deadline."""
+    """``init``: Postgres was not ready (connect, auth, SELECT 1, pgvector) before the deadline."""
 
     exit_code = 3
 
