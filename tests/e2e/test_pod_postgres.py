@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from codebase_mcp.builder import api
 from codebase_mcp.pod import secret
 from codebase_mcp.pod.features import detect_version, features_for
 from codebase_mcp.pod.lifecycle import Lifecycle, free_port
@@ -31,18 +30,14 @@ from codebase_mcp.proc import Runner, which
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
-def postgres_ref() -> str | None:
+@pytest.fixture(scope="module")
+def postgres_ref() -> str:
+    """The project's postgres image, built by the builder (a no-op when cached)."""
     if which("podman") is None:
-        return None
-    ref = api.image_ref("postgres")
-    exists = subprocess.run(["podman", "image", "exists", ref], check=False)
-    return ref if exists.returncode == 0 else None
+        pytest.skip("podman is not installed")
+    from tests.support.postgres import postgres_image
 
-
-REF = postgres_ref()
-needs_image = pytest.mark.skipif(
-    REF is None, reason="postgres image not built (`codebase-mcp image build postgres`)"
-)
+    return postgres_image()
 
 
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -76,14 +71,16 @@ def wait_healthy(container: str, timeout: float = 60) -> None:
 
 
 @pytest.fixture
-def pg_pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
+def pg_pod(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_ref: str
+) -> Iterator[dict[str, object]]:
     monkeypatch.setenv("CODEBASE_MCP_DATA_DIR", str(tmp_path / "data"))
     name = f"cm-it-{os.getpid() % 100000}-{int(time.time()) % 10000}"
     runner = Runner()
     inputs = RenderInputs(
         name=name,
         profile="test",
-        images={"postgres": str(REF), "embedder": "unused", "server": "unused"},
+        images={"postgres": postgres_ref, "embedder": "unused", "server": "unused"},
         port=free_port(),
         features=features_for(detect_version(runner)),
     )
@@ -103,7 +100,6 @@ def pg_pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
         life.down(name, volumes=True)
 
 
-@needs_image
 def test_postgres_in_the_pod_keeps_data_and_restarts(pg_pod: dict[str, object]) -> None:
     name, spec, container = str(pg_pod["name"]), Path(str(pg_pod["spec"])), str(pg_pod["container"])
     password = str(pg_pod["password"])
