@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from tests.integration.builder.test_build import copy_checkout
 from codebase_mcp.builder.build import Builder
 from codebase_mcp.builder.definitions import image_names
 from codebase_mcp.builder.store import Store, default_store
-from codebase_mcp.builder.verify import Storage, storage_driver
+from codebase_mcp.builder.verify import throwaway_storage
 from codebase_mcp.proc import Runner
 
 
@@ -48,11 +47,8 @@ def measure(root: Path) -> None:
     names = image_names(root)
     Builder.create(root).fetch(names)
     figures: dict[str, dict[str, object]] = {}
-    driver = storage_driver(runner)
     for name in names:
-        base = Path(tempfile.mkdtemp(prefix="bench-", dir=store.root))
-        storage = Storage.throwaway(base, driver)
-        try:
+        with throwaway_storage(store, runner, "bench-") as storage:
             cold = Builder(
                 root=root,
                 store=store,
@@ -68,10 +64,6 @@ def measure(root: Path) -> None:
             _, warm_s = timed(lambda b=warm, n=name: b.build([n], force=True))
             noop = Builder(root=root, store=store, runner=runner, storage_args=storage.args)
             _, noop_s = timed(lambda b=noop, n=name: b.build([n]))
-        finally:
-            runner.run(["podman", *storage.args[:4], "rmi", "-a", "-f"], check=False)
-            shutil.rmtree(base, ignore_errors=True)
-            shutil.rmtree(storage.args[3], ignore_errors=True)
         figures[name] = {
             "cold_build_s": cold_s,
             "build_with_cached_rootfs_s": warm_s,

@@ -68,15 +68,17 @@ class Builder:
         entry = check_fresh(lock, definition, load_pyproject(self.root))
         epoch = lock.source_date_epoch
         image_dir = images_dir(self.root) / name
-        python_ctx = self._python_context(definition, entry)
+        # Hashing the project's files is the costly part of a plan: do it once.
+        project_digest = self._project_digest(definition)
+        rootfs = rootfs_key(definition, entry, epoch)
+        python_ctx = self._python_context(definition, entry, project_digest)
         containerfile = planning.render_containerfile(
             definition, image_dir, planning.template_variables(definition, entry, epoch, python_ctx)
         )
-        project_digest = self._project_digest(definition)
         provenance = self._provenance(definition)
         digest = planning.input_hash(
             provenance=provenance,
-            rootfs=rootfs_key(definition, entry, epoch),
+            rootfs=rootfs,
             definition=definition,
             containerfile=containerfile,
             entry=entry,
@@ -90,6 +92,8 @@ class Builder:
             input_hash=digest,
             containerfile=containerfile,
             labels=planning.oci_labels(definition, digest, epoch, provenance),
+            project_digest=project_digest,
+            rootfs_key=rootfs,
         )
         return definition, entry, image_plan
 
@@ -120,7 +124,7 @@ class Builder:
         return files_digest(self.root, project_files(self.root, definition.project.files))
 
     def _python_context(
-        self, definition: ImageDefinition, entry: ImageLock
+        self, definition: ImageDefinition, entry: ImageLock, project_digest: str | None
     ) -> planning.PythonContext | None:
         if definition.python is None:
             return None
@@ -137,7 +141,7 @@ class Builder:
             pip_wheel=f"python/tools/{entry.python.tools[0].filename}",
             app_wheel=app,
             deps_key=sha256_text(planning.requirements_text(deps))[:16],
-            app_key=(self._project_digest(definition) or "")[:16],
+            app_key=(project_digest or "")[:16],
         )
 
     @staticmethod
@@ -182,8 +186,8 @@ class Builder:
                 {
                     **entry.model_dump(mode="json", exclude={"resolved_from"}),
                     "containerfile": image_plan.containerfile,
-                    "project": self._project_digest(definition),
-                    "rootfs": rootfs_key(definition, entry, lock.source_date_epoch),
+                    "project": image_plan.project_digest,
+                    "rootfs": image_plan.rootfs_key,
                     "epoch": lock.source_date_epoch,
                 },
             )
@@ -222,7 +226,7 @@ class Builder:
         with ui.step(f"{name}: fetch and verify inputs"):
             paths = self.store.fetch_all(wanted(entry), progress=ui.info)
         with ui.step(f"{name}: root filesystem ({len(entry.debian.packages)} Debian packages)"):
-            rootfs = self.rootfs(definition, entry, paths, epoch)
+            rootfs = self.rootfs(definition, entry, paths, epoch, image_plan.rootfs_key)
         tmp_root = self.store.root / "tmp"
         tmp_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="context-", dir=tmp_root) as tmp:
@@ -243,11 +247,15 @@ class Builder:
                 )
 
     def rootfs(
-        self, definition: ImageDefinition, entry: ImageLock, paths: dict[str, Path], epoch: int
+        self,
+        definition: ImageDefinition,
+        entry: ImageLock,
+        paths: dict[str, Path],
+        epoch: int,
+        key: str,
     ) -> Path:
-        """The root filesystem tarball, cached in the store by what it is made of."""
+        """The root filesystem tarball, cached in the store under ``key`` (see rootfs_key)."""
         mode = debian.mode_for_uid(os.getuid())
-        key = rootfs_key(definition, entry, epoch)
         cached = self.store.root / "rootfs" / f"{key}.tar"
         if not self.reuse_rootfs:
             cached = self.store.root / "tmp" / f"verify-{os.getpid()}-{key}.tar"

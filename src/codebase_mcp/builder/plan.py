@@ -44,6 +44,8 @@ class ImagePlan:
     input_hash: str
     containerfile: str
     labels: dict[str, str] = field(default_factory=dict)
+    project_digest: str | None = None  # hash of the project files copied in, if any
+    rootfs_key: str = ""  # store key of the root filesystem tarball
 
     @property
     def repository(self) -> str:

@@ -13,6 +13,8 @@ import json
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,14 +30,38 @@ class Storage:
     """A containers-storage location, as engine arguments."""
 
     args: tuple[str, ...] = ()
+    scratch: Path | None = None  # throwaway storages: a work folder beside the storage
+    runroot: Path | None = None
 
     @classmethod
     def throwaway(cls, base: Path, driver: str) -> Storage:
         # podman refuses run roots longer than 50 characters: keep it short, under /tmp.
         runroot = Path("/tmp") / f"cbm-verify-{base.name[-8:]}"
-        return cls(
-            ("--root", str(base / "root"), "--runroot", str(runroot), "--storage-driver", driver)
-        )
+        args = ("--root", str(base / "root"), "--runroot", str(runroot), "--storage-driver", driver)
+        return cls(args, scratch=base, runroot=runroot)
+
+
+@contextmanager
+def throwaway_storage(store: Store, runner: Runner, prefix: str) -> Iterator[Storage]:
+    """A fresh containers-storage under the store, emptied and removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=store.root))
+    storage = Storage.throwaway(base, storage_driver(runner))
+    try:
+        yield storage
+    finally:
+        runner.run(["podman", *storage.args, "rmi", "-a", "-f"], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(runroot_of(storage), ignore_errors=True)
+
+
+def runroot_of(storage: Storage) -> Path:
+    assert storage.runroot is not None
+    return storage.runroot
+
+
+def scratch_of(storage: Storage) -> Path:
+    assert storage.scratch is not None
+    return storage.scratch
 
 
 def storage_driver(runner: Runner) -> str:
@@ -57,9 +83,7 @@ def verify_images(
     reports = []
     for name in names:
         (first,) = original.build([name])
-        base = Path(tempfile.mkdtemp(prefix="verify-", dir=store_obj.root))
-        try:
-            storage = Storage.throwaway(base, storage_driver(runner))
+        with throwaway_storage(store_obj, runner, "verify-") as storage:
             again = Builder(
                 root=root,
                 store=store_obj,
@@ -74,7 +98,11 @@ def verify_images(
             id_b, layers_b = layers(runner, storage, second.ref)
             if id_a != id_b or layers_a != layers_b:
                 detail = explain(
-                    runner, (first.ref, second.ref), storage, (layers_a, layers_b), base
+                    runner,
+                    (first.ref, second.ref),
+                    storage,
+                    (layers_a, layers_b),
+                    scratch_of(storage),
                 )
                 raise NotReproducible(
                     f"image '{name}' is not reproducible: image id {id_a[:12]} vs {id_b[:12]}; "
@@ -91,13 +119,6 @@ def verify_images(
                     "identical": True,
                 }
             )
-        finally:
-            runner.run(
-                ["podman", *Storage.throwaway(base, "overlay").args[:4], "rmi", "-a", "-f"],
-                check=False,
-            )
-            shutil.rmtree(base, ignore_errors=True)
-            shutil.rmtree(Storage.throwaway(base, "overlay").args[3], ignore_errors=True)
     return reports
 
 
