@@ -13,7 +13,7 @@ import click
 from pydantic import SecretStr
 
 from codebase_mcp import proc, ui
-from codebase_mcp.builder.api import repo_root
+from codebase_mcp.builder.api import repo_root, upstream_ref
 from codebase_mcp.errors import PodError
 from codebase_mcp.pod import secret, systemd
 from codebase_mcp.pod.clientconfig import instructions
@@ -22,7 +22,10 @@ from codebase_mcp.pod.lifecycle import Lifecycle, UpOptions, planned_refs
 from codebase_mcp.pod.models import (
     DEFAULT_NAME,
     DEFAULT_PORT,
+    EMBEDDERS,
+    UPSTREAM_EMBEDDER,
     RenderInputs,
+    built_images,
     names_for,
     repo_mounts,
     retarget,
@@ -35,6 +38,12 @@ PROFILES = ["dev", "prod", "test"]
 NAME_HELP = "Pod name (the test profile picks codebase-mcp-test-XXXXXX). [env: CODEBASE_MCP_POD]"
 
 name_option = click.option("--name", envvar="CODEBASE_MCP_POD", default=None, help=NAME_HELP)
+EMBEDDER_HELP = (
+    "builtin: the embedder image built here (offline, CPU, all-minilm). "
+    "ollama: upstream Ollama pinned by digest in build/lock.json, nomic-embed-text pulled at "
+    "first start (needs registry access; GPU capable). See docs/embedder.md. "
+    "[env: CODEBASE_MCP_EMBEDDER]"
+)
 
 
 def _pod_name(name: str | None, profile: str = "prod") -> str:
@@ -74,6 +83,8 @@ def pod() -> None:
               help="Images as PREFIX/codebase-mcp-NAME:TAG, not localhost/.")  # fmt: skip
 @click.option("--podman-version", default=None, metavar="X.Y",
               help="Render for this podman instead of the installed one.")  # fmt: skip
+@click.option("--embedder", type=click.Choice(EMBEDDERS), envvar="CODEBASE_MCP_EMBEDDER",
+              default="builtin", show_default=True, help=EMBEDDER_HELP)  # fmt: skip
 def render(
     profile: str,
     target: str,
@@ -84,6 +95,7 @@ def render(
     replicas: int,
     registry: str | None,
     podman_version: str | None,
+    embedder: str,
 ) -> None:
     """Render the stack: one YAML for `podman kube play`, or Kubernetes manifests.
 
@@ -97,9 +109,11 @@ def render(
         version = detect_version(proc.Runner())
     else:
         version = OLDEST_SUPPORTED
-    refs = planned_refs()
+    refs = planned_refs(built_images(embedder))  # type: ignore[arg-type]
     if registry:
         refs = retarget(refs, registry)
+    if embedder == "ollama":
+        refs["embedder"] = upstream_ref(UPSTREAM_EMBEDDER)  # refuses an unpinned tag
     password = None
     if target == "kubernetes":
         password = secret.ensure_password(password_file(pod_dir(pod_name)))
@@ -114,6 +128,7 @@ def render(
         dev_source=str(repo_root()) if profile == "dev" else None,
         server_replicas=replicas,
         db_password=SecretStr(password) if password else None,
+        embedder=embedder,  # type: ignore[arg-type]
     )
     text = render_spec(inputs)
     if output is None:
@@ -166,8 +181,12 @@ def install_service(name: str | None, dry_run: bool) -> None:
               help="Repository to index, mounted read-only (repeatable; remembered).")  # fmt: skip
 @click.option("--no-build", is_flag=True, help="Use already built images; never build.")
 @click.option("--no-doctor", is_flag=True, help="Skip the host checks.")
-@click.option("--timeout", type=float, default=180.0, show_default=True,
-              help="Seconds to wait for every container to become healthy.")  # fmt: skip
+@click.option("--embedder", type=click.Choice(EMBEDDERS), envvar="CODEBASE_MCP_EMBEDDER",
+              default=None,
+              help=EMBEDDER_HELP + " [default: the last up's, else builtin]")  # fmt: skip
+@click.option("--timeout", type=float, default=None,
+              help="Seconds to wait for every container to become healthy [default: 180; "
+              "960 with --embedder ollama: the first start pulls the model].")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the pod's state as JSON.")
 def up(
     profile: str,
@@ -176,7 +195,8 @@ def up(
     repos: tuple[str, ...],
     no_build: bool,
     no_doctor: bool,
-    timeout: float,
+    embedder: str | None,
+    timeout: float | None,
     as_json: bool,
 ) -> None:
     """Bring the whole stack up and wait until it is healthy.
@@ -196,6 +216,7 @@ def up(
         doctor=not no_doctor,
         timeout=timeout,
         dev_source=repo_root() if profile == "dev" else None,
+        embedder=embedder,  # type: ignore[arg-type]
     )
     lifecycle = Lifecycle()
     state = lifecycle.up(options)

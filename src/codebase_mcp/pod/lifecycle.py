@@ -29,8 +29,11 @@ from codebase_mcp.pod.models import (
     CONTAINERS,
     DEFAULT_PORT,
     IMAGE_NAMES,
+    UPSTREAM_EMBEDDER,
+    Embedder,
     Profile,
     RenderInputs,
+    built_images,
     names_for,
     repo_mounts,
 )
@@ -69,14 +72,19 @@ def run_doctor() -> None:
         )
 
 
-def build_images() -> dict[str, str]:
+def build_images(names: list[str]) -> dict[str, str]:
     """Build (cached: a no-op when the tag exists) and return name → ref."""
-    api.build(list(IMAGE_NAMES))
-    return {name: api.image_ref(name) for name in IMAGE_NAMES}
+    api.build(names)
+    return {name: api.image_ref(name) for name in names}
 
 
-def planned_refs() -> dict[str, str]:
-    return {name: api.image_ref(name) for name in IMAGE_NAMES}
+def planned_refs(names: list[str] | None = None) -> dict[str, str]:
+    return {name: api.image_ref(name) for name in (names or IMAGE_NAMES)}
+
+
+def default_timeout(embedder: Embedder) -> float:
+    """Seconds ``up`` waits for health: Ollama's first start pulls the model (274 MB)."""
+    return 960.0 if embedder == "ollama" else 180.0
 
 
 @dataclass
@@ -88,16 +96,18 @@ class UpOptions:
     repos: list[str] = field(default_factory=list)
     build: bool = True
     doctor: bool = True
-    timeout: float = 180.0
+    timeout: float | None = None  # None: default_timeout(embedder)
     dev_source: Path | None = None
     data_dir: Path | None = None
+    embedder: Embedder | None = None  # None: what the last up used, else builtin
 
 
 @dataclass
 class Lifecycle:
     podman: Podman = field(default_factory=Podman)
-    build_images: Callable[[], dict[str, str]] = build_images
-    planned_refs: Callable[[], dict[str, str]] = planned_refs
+    build_images: Callable[[list[str]], dict[str, str]] = build_images
+    planned_refs: Callable[[list[str]], dict[str, str]] = planned_refs
+    upstream_ref: Callable[[str], str] = api.upstream_ref
     doctor: Callable[[], None] = run_doctor
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
@@ -108,11 +118,20 @@ class Lifecycle:
     def up(self, opts: UpOptions) -> PodState:
         directory = pod_dir(opts.name, opts.data_dir)
         previous = load_state(directory)
+        embedder = opts.embedder or (previous.embedder if previous else "builtin")
+        # An unpinned upstream image stops here, before any build or pull.
+        upstream = self.upstream_ref(UPSTREAM_EMBEDDER) if embedder == "ollama" else None
         if opts.doctor:
             with ui.step("checking the host (doctor)"):
                 self.doctor()
+        names = built_images(embedder)
         with ui.step("building images (cached)" if opts.build else "finding images"):
-            refs = self.build_images() if opts.build else self._existing_refs()
+            refs = self.build_images(names) if opts.build else self._existing_refs(names)
+        if upstream is not None:
+            if not self.podman.image_exists(upstream):
+                with ui.step(f"pulling {upstream}"):
+                    self.podman.pull(upstream)
+            refs["embedder"] = upstream
         version = detect_version(self.podman.runner)
         port = self._choose_port(opts, previous)
         repos = [str(Path(r).resolve()) for r in opts.repos] or (previous.repos if previous else [])
@@ -134,6 +153,7 @@ class Lifecycle:
                 repos=repo_mounts(repos),
                 features=features_for(version),
                 dev_source=str(opts.dev_source) if opts.dev_source else None,
+                embedder=embedder,
             )
             write_private(yaml_file(directory), render(inputs))
             started = self.clock()
@@ -156,13 +176,15 @@ class Lifecycle:
             images=refs,
             repos=repos,
             podman_version=str(version),
+            embedder=embedder,
         )
         save_state(directory, state)
-        self.wait_healthy(opts.name, timeout=opts.timeout, started=started)
+        timeout = opts.timeout if opts.timeout is not None else default_timeout(embedder)
+        self.wait_healthy(opts.name, timeout=timeout, started=started)
         return state
 
-    def _existing_refs(self) -> dict[str, str]:
-        refs = self.planned_refs()
+    def _existing_refs(self, names: list[str]) -> dict[str, str]:
+        refs = self.planned_refs(names)
         missing = [ref for ref in refs.values() if not self.podman.image_exists(ref)]
         if missing:
             raise ImageNotBuilt(

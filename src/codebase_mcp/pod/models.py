@@ -17,8 +17,16 @@ from codebase_mcp.pod.features import OLDEST_SUPPORTED, Features, features_for
 
 Profile = Literal["dev", "prod", "test"]
 Target = Literal["podman", "kubernetes"]
+# builtin: the embedder image built here (offline, reproducible, CPU, all-minilm).
+# ollama: the upstream Ollama image pinned by digest in the lock (GPU capable,
+# nomic-embed-text pulled into the models volume at first start: needs network).
+Embedder = Literal["builtin", "ollama"]
+EMBEDDERS: tuple[str, ...] = ("builtin", "ollama")
 
 IMAGE_NAMES: tuple[str, ...] = ("embedder", "postgres", "server")
+# The upstream image (images/upstream.toml) and the model each embedder serves by default.
+UPSTREAM_EMBEDDER = "ollama"
+DEFAULT_MODELS: dict[str, str] = {"builtin": "all-minilm", "ollama": "nomic-embed-text"}
 CONTAINERS: tuple[str, ...] = ("postgres", "embedder", "server")  # start order
 DEFAULT_NAME = "codebase-mcp"
 DEFAULT_PORT = 8000
@@ -50,6 +58,7 @@ class Names(BaseModel):
     secret: str
     pgdata: str
     models: str
+    ollama: str  # upstream Ollama's ~/.ollama: its own volume (owned by root, not uid 10001)
     scratch: dict[str, str]  # container -> volume backing its /tmp (podman < 5.0: a named volume)
 
     def container(self, name: str) -> str:
@@ -57,7 +66,7 @@ class Names(BaseModel):
         return f"{self.pod}-{name}"
 
     def data_volumes(self) -> list[str]:
-        return [self.pgdata, self.models]
+        return [self.pgdata, self.models, self.ollama]
 
     def scratch_volumes(self) -> list[str]:
         return sorted(self.scratch.values())
@@ -69,6 +78,7 @@ def names_for(pod: str) -> Names:
         secret=f"{pod}-db",
         pgdata=f"{pod}-pgdata",
         models=f"{pod}-models",
+        ollama=f"{pod}-ollama",
         scratch={c: f"{pod}-{c}-tmp" for c in CONTAINERS},
     )
 
@@ -88,7 +98,8 @@ class RenderInputs(BaseModel):
     features: Features = features_for(OLDEST_SUPPORTED)
     db_user: str = "codebase"
     db_name: str = "codebase"
-    embedder_model: str = "all-minilm"
+    embedder: Embedder = "builtin"
+    embedder_model: str | None = None  # None: DEFAULT_MODELS[embedder]
     dev_source: str | None = None  # project checkout bind-mounted by the dev profile
     server_replicas: int = Field(default=2, ge=1, le=50)
     # Only the kubernetes target embeds the password (in its Secret); the
@@ -126,9 +137,24 @@ class RenderInputs(BaseModel):
         return names_for(self.name)
 
     @property
+    def models_volume(self) -> str:
+        """The embedder's data volume: the two embedders never share one."""
+        return self.names.ollama if self.embedder == "ollama" else self.names.models
+
+    @property
+    def model(self) -> str:
+        """The model the server asks the embedder for."""
+        return self.embedder_model or DEFAULT_MODELS[self.embedder]
+
+    @property
     def roots_env(self) -> str:
         """``CODEBASE_MCP_ROOTS``: host=container pairs the server maps paths with."""
         return ",".join(f"{r.host_path}={r.container_path}" for r in self.repos)
+
+
+def built_images(embedder: Embedder) -> list[str]:
+    """The images built here for a stack using ``embedder`` (ollama's comes from a registry)."""
+    return [n for n in IMAGE_NAMES if not (n == "embedder" and embedder == "ollama")]
 
 
 def repo_mounts(host_paths: list[str]) -> tuple[RepoMount, ...]:

@@ -149,6 +149,17 @@ class Podman:
     def image_exists(self, ref: str) -> bool:
         return self.runner.run(["podman", "image", "exists", ref], check=False).returncode == 0
 
+    def pull(self, ref: str) -> None:
+        """Pull an upstream image (by digest) before ``kube play``, with progress on stderr."""
+        self.runner.run(
+            ["podman", "pull", ref],
+            capture=False,
+            timeout=3600,
+            hint="this image comes from a registry: the host needs registry access "
+            "(`podman pull` it where there is, then `podman save`/`podman load`), "
+            "or use the built-in embedder (`--embedder builtin`)",
+        )
+
     def require_pod(self, pod: str) -> None:
         if not self.pod_exists(pod):
             raise PodError(

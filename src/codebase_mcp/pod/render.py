@@ -52,9 +52,37 @@ def probes(inputs: RenderInputs) -> dict[str, list[str]]:
             "-U",
             inputs.db_user,
         ],
-        "embedder": ["codebase-mcp", "embedder", "probe"],
+        # Ollama's client talks to OLLAMA_HOST, which the container's env sets.
+        "embedder": (
+            ["ollama", "list"]
+            if inputs.embedder == "ollama"
+            else ["codebase-mcp", "embedder", "probe"]
+        ),
         "server": ["codebase-mcp", "health"],
     }
+
+
+def server_start_seconds(inputs: RenderInputs) -> int:
+    """How long the server's init may wait for its dependencies before it gives up.
+
+    Upstream Ollama starts without the model: the init pulls nomic-embed-text
+    (274 MB) at first start, so it gets 15 minutes, not two.
+    """
+    return 900 if inputs.embedder == "ollama" else 120
+
+
+def embedder_spec(inputs: RenderInputs) -> dict[str, Any]:
+    """What differs between the built embedder and upstream Ollama in its container."""
+    if inputs.embedder == "ollama":
+        return {
+            # The upstream image runs as root and keeps keys and models in ~/.ollama;
+            # capabilities are still dropped and the root filesystem stays read-only.
+            "user": None,
+            "models_path": "/root/.ollama",
+            "tmp_limit": "256Mi",
+            "host_env": True,
+        }
+    return {"user": 10001, "models_path": "/models", "tmp_limit": "64Mi", "host_env": False}
 
 
 def server_env(
@@ -68,15 +96,19 @@ def server_env(
         "DATABASE_NAME": inputs.db_name,
         "DATABASE_PORT": str(POSTGRES_PORT),
         "DATABASE_USER": inputs.db_user,
-        "EMBEDDER_MODEL": inputs.embedder_model,
+        "EMBEDDER_MODEL": inputs.model,
         "EMBEDDER_URL": f"http://{embedder_host}:{EMBEDDER_PORT}",
     }
+    if inputs.embedder == "ollama":
+        # Upstream Ollama has no model until one is pulled: the init pulls it (needs network).
+        env["EMBEDDER_PULL"] = "true"
+        env["CODEBASE_MCP_INIT_DEADLINE"] = str(server_start_seconds(inputs))
     if inputs.target == "podman":
         # Postgres and the embedder start beside the server: retry them often (at most every
         # second, not the default 5 s) so the server is up as soon as they are, and give a
         # cold first start (initdb, model load) two minutes.
         env["CODEBASE_MCP_INIT_BACKOFF_MAX"] = "1"
-        env["CODEBASE_MCP_INIT_DEADLINE"] = "120"
+        env["CODEBASE_MCP_INIT_DEADLINE"] = str(server_start_seconds(inputs))
     if inputs.target == "podman" and inputs.repos:
         env["CODEBASE_MCP_ROOTS"] = inputs.roots_env
     if inputs.target == "kubernetes":
@@ -98,9 +130,16 @@ def server_args(inputs: RenderInputs) -> list[str]:
 
 
 def autoupdate_containers(inputs: RenderInputs) -> list[str]:
-    """Containers whose image comes from a registry: `podman auto-update` may pull newer ones."""
-    image_of = {"postgres": "postgres", "embedder": "embedder", "server": "server"}
-    return [c for c in CONTAINERS if not inputs.images[image_of[c]].startswith("localhost/")]
+    """Containers whose image comes from a registry by tag: `podman auto-update` may pull newer.
+
+    An image pinned by digest (upstream Ollama) is never auto-updated: a new
+    digest comes in through the lock, like every other input.
+    """
+    return [
+        c
+        for c in CONTAINERS
+        if not inputs.images[c].startswith("localhost/") and "@sha256:" not in inputs.images[c]
+    ]
 
 
 def context(inputs: RenderInputs) -> dict[str, Any]:
@@ -119,6 +158,10 @@ def context(inputs: RenderInputs) -> dict[str, Any]:
             embedder_host=f"{inputs.name}-embedder" if kubernetes else "127.0.0.1",
         ),
         "server_args": server_args(inputs),
+        "server_start": server_start_seconds(inputs),
+        "embedder": embedder_spec(inputs),
+        # Ollama's listen address: loopback inside the pod, all addresses behind a Service.
+        "ollama_host": f"{'0.0.0.0' if kubernetes else '127.0.0.1'}:{EMBEDDER_PORT}",  # noqa: S104
         "dev_mount": DEV_MOUNT,
         "autoupdate": autoupdate_containers(inputs),
         "password_b64": base64.b64encode(password.encode()).decode(),

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from codebase_mcp.errors import ConfigError
-from codebase_mcp.pod.models import Profile
+from codebase_mcp.pod.models import Embedder, Profile
 
 
 def data_home() -> Path:
@@ -39,6 +39,7 @@ class PodState(BaseModel):
     images: dict[str, str]
     repos: list[str]
     podman_version: str
+    embedder: Embedder = "builtin"  # state files from before --embedder have none
 
     @property
     def endpoint(self) -> str:

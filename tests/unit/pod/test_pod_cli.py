@@ -17,7 +17,7 @@ from codebase_mcp.pod.render import documents, render
 @pytest.fixture
 def cli_env(monkeypatch, tmp_path, images):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("CODEBASE_MCP_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(cli_pod, "planned_refs", lambda: dict(images))
+    monkeypatch.setattr(cli_pod, "planned_refs", lambda names: {n: images[n] for n in names})
     return tmp_path
 
 
@@ -57,6 +57,42 @@ def test_render_refuses_a_repo_path_the_roots_variable_cannot_carry(cli_env) -> 
     )
     assert result.exit_code != 0
     assert "contains ',' or '='" in str(result.exception)
+
+
+def test_render_with_ollama_uses_the_pinned_upstream_image(cli_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    pinned = "docker.io/ollama/ollama@sha256:" + "ef" * 32
+    monkeypatch.setattr(cli_pod, "upstream_ref", {"ollama": pinned}.__getitem__)
+    result = CliRunner().invoke(
+        cli_pod.pod,
+        ["render", "--podman-version", "5.0", "--embedder", "ollama", "--registry", "ghcr.io/a"],
+    )
+    assert result.exit_code == 0, result.output
+    (pod,) = documents(result.output)
+    images = {c["name"]: c["image"] for c in pod["spec"]["containers"]}
+    # --registry moves the images built here, never the pinned upstream one
+    assert images["embedder"] == pinned
+    assert images["server"].startswith("ghcr.io/a/codebase-mcp-server:")
+
+
+def test_render_with_an_unpinned_ollama_fails_with_the_fix(cli_env, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from codebase_mcp.builder import api
+    from codebase_mcp.cli import main
+
+    # The committed lock, with ollama as a host without registry access leaves it.
+    lock = json.loads((api.repo_root() / "build" / "lock.json").read_text())
+    lock["upstream"]["ollama"]["digest"] = None
+    root = cli_env / "checkout"
+    (root / "build").mkdir(parents=True)
+    (root / "build" / "lock.json").write_text(json.dumps(lock))
+    monkeypatch.setattr(cli_pod, "upstream_ref", lambda name: api.upstream_ref(name, root))
+    with pytest.raises(SystemExit) as exited:
+        main(["pod", "render", "--podman-version", "5.0", "--embedder", "ollama"])
+    err = capsys.readouterr().err
+    assert exited.value.code not in (0, 1, None), err
+    assert "upstream image 'ollama' (docker.io/ollama/ollama:latest) is not pinned" in err
+    assert "codebase-mcp image lock" in err
 
 
 def test_up_help_lists_the_profiles() -> None:

@@ -134,8 +134,8 @@ def world(fake_runner, images, tmp_path, monkeypatch):  # type: ignore[no-untype
     clock = FakeClock()
     lifecycle = Lifecycle(
         podman=Podman(fake_runner),
-        build_images=lambda: dict(images),
-        planned_refs=lambda: dict(images),
+        build_images=lambda names: {n: images[n] for n in names},
+        planned_refs=lambda names: {n: images[n] for n in names},
         doctor=lambda: None,
         clock=clock,
         sleep=clock.sleep,
@@ -277,3 +277,55 @@ def test_a_chosen_port_in_use_is_an_error_not_a_surprise(world) -> None:  # type
     with pytest.raises(CommandFailed):
         world.life.up(UpOptions(name="cm", port=8123))
     assert len(world.runner.called("podman", "kube", "play")) == 1
+
+
+OLLAMA_REF = "docker.io/ollama/ollama@sha256:" + "cd" * 32
+
+
+def test_ollama_up_builds_two_images_pulls_the_pinned_one_and_remembers_it(world) -> None:  # type: ignore[no-untyped-def]
+    built: list[list[str]] = []
+    images = world.life.build_images
+
+    def build(names: list[str]) -> dict[str, str]:
+        built.append(list(names))
+        return images(names)  # type: ignore[no-any-return]
+
+    world.life.build_images = build
+    world.life.upstream_ref = {"ollama": OLLAMA_REF}.__getitem__
+    world.runner.reply(["podman", "image", "exists"], "", returncode=1)
+    state = world.life.up(UpOptions(name="cm", embedder="ollama"))
+    assert built == [["postgres", "server"]]  # the embedder image is not built
+    assert world.runner.called("podman", "pull") == [("podman", "pull", OLLAMA_REF)]
+    (play,) = world.runner.called("podman", "kube", "play")
+    spec = Path(play[4]).read_text()
+    assert f'image: "{OLLAMA_REF}"' in spec and '"nomic-embed-text"' in spec
+    assert state.embedder == "ollama" and state.images["embedder"] == OLLAMA_REF
+    # A later `up` without --embedder keeps ollama; the image is there now: no pull.
+    world.runner.reply(["podman", "image", "exists"], "", returncode=0)
+    assert world.life.up(UpOptions(name="cm")).embedder == "ollama"
+    assert len(world.runner.called("podman", "pull")) == 1
+
+
+def test_unpinned_ollama_stops_up_before_anything_runs(world) -> None:  # type: ignore[no-untyped-def]
+    from codebase_mcp.errors import LockOutOfDate
+
+    def unpinned(name: str) -> str:
+        raise LockOutOfDate(f"upstream image '{name}' is not pinned by digest in the lock")
+
+    world.life.upstream_ref = unpinned
+    world.life.build_images = lambda names: pytest.fail("built despite the unpinned image")
+    with pytest.raises(LockOutOfDate, match="not pinned"):
+        world.life.up(UpOptions(name="cm", embedder="ollama"))
+    assert world.runner.calls == []
+
+
+def test_without_build_ollama_needs_only_the_built_images(world) -> None:  # type: ignore[no-untyped-def]
+    world.life.upstream_ref = {"ollama": OLLAMA_REF}.__getitem__
+    world.runner.on(
+        ["podman", "image", "exists"],
+        lambda argv, _in: Result(argv, 1 if "embedder" in argv[-1] else 0),
+    )
+    state = world.life.up(UpOptions(name="cm", embedder="ollama", build=False))
+    assert state.images["embedder"] == OLLAMA_REF
+    # the built embedder image was never asked for
+    assert not any("codebase-mcp-embedder" in c[-1] for c in world.runner.called("podman", "image"))

@@ -10,7 +10,11 @@ from codebase_mcp.pod.models import RenderInputs, names_for, repo_mounts, retarg
 def test_names_derive_from_the_pod_name() -> None:
     names = names_for("cm-test-ab12")
     assert names.secret == "cm-test-ab12-db"
-    assert names.data_volumes() == ["cm-test-ab12-pgdata", "cm-test-ab12-models"]
+    assert names.data_volumes() == [
+        "cm-test-ab12-pgdata",
+        "cm-test-ab12-models",
+        "cm-test-ab12-ollama",
+    ]
     assert names.scratch_volumes() == [
         "cm-test-ab12-embedder-tmp",
         "cm-test-ab12-postgres-tmp",

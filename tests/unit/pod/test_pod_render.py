@@ -25,6 +25,8 @@ GOLDEN = Path(__file__).parent / "golden"
 K8S_VERSION = "1.30"
 PODMAN_43 = features_for(PodmanVersion(4, 3, 1))
 PODMAN_50 = features_for(PodmanVersion(5, 0, 0))
+# An upstream image as the lock pins it (repository@digest); the digest is made up.
+OLLAMA = "docker.io/ollama/ollama@sha256:" + "ab" * 32
 
 
 def cases(images: dict[str, str]) -> dict[str, RenderInputs]:
@@ -52,13 +54,33 @@ def cases(images: dict[str, str]) -> dict[str, RenderInputs]:
             server_replicas=2,
             db_password=SecretStr("golden-password"),
         ),
+        "podman-ollama-4.3.yaml": RenderInputs(
+            images={**images, "embedder": OLLAMA}, embedder="ollama", features=PODMAN_43
+        ),
+        "podman-ollama-5.0.yaml": RenderInputs(
+            images={**images, "embedder": OLLAMA}, embedder="ollama", features=PODMAN_50
+        ),
+        "kubernetes-ollama.yaml": RenderInputs(
+            images={**images, "embedder": OLLAMA},
+            embedder="ollama",
+            target="kubernetes",
+            db_password=SecretStr("golden-password"),
+        ),
     }
 
 
-@pytest.mark.parametrize(
-    "golden",
-    ["podman-prod-4.3.yaml", "podman-dev-4.3.yaml", "podman-test-5.0.yaml", "kubernetes-prod.yaml"],
-)
+CASES = [
+    "podman-prod-4.3.yaml",
+    "podman-dev-4.3.yaml",
+    "podman-test-5.0.yaml",
+    "kubernetes-prod.yaml",
+    "podman-ollama-4.3.yaml",
+    "podman-ollama-5.0.yaml",
+    "kubernetes-ollama.yaml",
+]
+
+
+@pytest.mark.parametrize("golden", CASES)
 def test_render_matches_the_reviewed_golden_file(
     golden: str, images: dict[str, str], templates: Path
 ) -> None:
@@ -69,10 +91,7 @@ def test_render_matches_the_reviewed_golden_file(
     assert text == path.read_text(), f"{golden} changed: review, then UPDATE_GOLDEN=1"
 
 
-@pytest.mark.parametrize(
-    "golden",
-    ["podman-prod-4.3.yaml", "podman-dev-4.3.yaml", "podman-test-5.0.yaml", "kubernetes-prod.yaml"],
-)
+@pytest.mark.parametrize("golden", CASES)
 def test_every_document_validates_against_the_kubernetes_schema(
     golden: str, images: dict[str, str], templates: Path
 ) -> None:
@@ -284,3 +303,82 @@ def test_invalid_yaml_from_a_template_is_caught(images: dict[str, str], tmp_path
 def test_golden_files_are_parseable_yaml() -> None:
     for path in sorted(GOLDEN.glob("*.yaml")):
         assert list(yaml.safe_load_all(path.read_text())), path.name
+
+
+def test_every_golden_file_has_a_case() -> None:
+    # A stale golden file nobody renders any more would be reviewed for nothing.
+    assert sorted(p.name for p in GOLDEN.glob("*.yaml")) == sorted(CASES)
+
+
+def test_ollama_embedder_runs_the_pinned_image_with_its_model_volume(
+    images: dict[str, str], templates: Path
+) -> None:
+    inputs = RenderInputs(
+        images={**images, "embedder": OLLAMA}, embedder="ollama", features=PODMAN_50
+    )
+    pod = pod_of(render(inputs, templates))
+    embedder, server = containers(pod)["embedder"], containers(pod)["server"]
+    assert embedder["image"] == OLLAMA
+    assert embedder["env"] == [{"name": "OLLAMA_HOST", "value": "127.0.0.1:11434"}]
+    assert "args" not in embedder  # the image's own `ollama serve`
+    assert embedder["startupProbe"]["exec"]["command"] == ["ollama", "list"]
+    mounts = {m["name"]: m["mountPath"] for m in embedder["volumeMounts"]}
+    assert mounts["models"] == "/root/.ollama"
+    # Its own volume: the built embedder's is owned by uid 10001, which root without
+    # CAP_DAC_OVERRIDE could not write to after a switch.
+    claims = {v["name"]: v.get("persistentVolumeClaim") for v in pod["spec"]["volumes"]}
+    assert claims["models"] == {"claimName": "codebase-mcp-ollama"}
+    # Root in the upstream image, but nothing more than that.
+    security = embedder["securityContext"]
+    assert "runAsUser" not in security and "runAsNonRoot" not in security
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    assert env["EMBEDDER_MODEL"] == "nomic-embed-text"
+    assert env["EMBEDDER_PULL"] == "true"
+    # The first start pulls the model: the init and the startup probe wait for it.
+    assert env["CODEBASE_MCP_INIT_DEADLINE"] == "900"
+    assert (
+        server["startupProbe"]["failureThreshold"] * server["startupProbe"]["periodSeconds"] > 900
+    )
+    # A digest-pinned image is never auto-updated.
+    assert "annotations" not in pod["metadata"]
+
+
+def test_builtin_embedder_is_the_default_and_needs_no_pull(
+    images: dict[str, str], templates: Path
+) -> None:
+    pod = pod_of(render(RenderInputs(images=images), templates))
+    env = {e["name"]: e.get("value") for e in containers(pod)["server"]["env"]}
+    assert env["EMBEDDER_MODEL"] == "all-minilm"
+    assert "EMBEDDER_PULL" not in env
+    assert containers(pod)["embedder"]["securityContext"]["runAsUser"] == 10001
+
+
+def test_an_explicit_model_overrides_the_embedders_default(images: dict[str, str]) -> None:
+    inputs = RenderInputs(
+        images={**images, "embedder": OLLAMA}, embedder="ollama", embedder_model="mxbai-embed-large"
+    )
+    assert inputs.model == "mxbai-embed-large"
+    assert RenderInputs(images=images, embedder="ollama").model == "nomic-embed-text"
+
+
+def test_ollama_on_kubernetes_keeps_its_models_on_a_claim(
+    images: dict[str, str], templates: Path
+) -> None:
+    inputs = RenderInputs(
+        images={**images, "embedder": OLLAMA},
+        embedder="ollama",
+        target="kubernetes",
+        db_password=SecretStr("x"),
+    )
+    docs = documents(render(inputs, templates))
+    claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    assert "codebase-mcp-ollama" in claims
+    (deployment,) = [
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-embedder")
+    ]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["env"] == [{"name": "OLLAMA_HOST", "value": "0.0.0.0:11434"}]
