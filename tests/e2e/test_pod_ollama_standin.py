@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
+from tests.support.pod import only_container, podman, wait_healthy
 
 from codebase_mcp.pod.features import detect_version, features_for
 from codebase_mcp.pod.lifecycle import Lifecycle
@@ -50,10 +50,6 @@ case "${1:-serve}" in
     echo "stand-in ollama: unknown command $1" >&2; exit 2 ;;
 esac
 """
-
-
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], check=check, capture_output=True, text=True)
 
 
 def buildah(*args: str) -> str:
@@ -89,23 +85,6 @@ def standin_ref(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         podman("rmi", "--force", f"{STANDIN}:test", check=False)
 
 
-def embedder_only(spec: str) -> str:
-    """The rendered Pod with only its embedder container (and the volumes it mounts)."""
-    (pod,) = [d for d in yaml.safe_load_all(spec) if d]
-    (embedder,) = [c for c in pod["spec"]["containers"] if c["name"] == "embedder"]
-    pod["spec"]["containers"] = [embedder]
-    mounted = {m["name"] for m in embedder["volumeMounts"]}
-    pod["spec"]["volumes"] = [v for v in pod["spec"]["volumes"] if v["name"] in mounted]
-    return yaml.safe_dump(pod, sort_keys=True)
-
-
-def wait_healthy(container: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while podman("healthcheck", "run", container, check=False).returncode != 0:
-        assert time.monotonic() < deadline, podman("logs", container, check=False).stderr
-        time.sleep(0.5)
-
-
 def in_container(container: str, *argv: str, check: bool = True) -> str:
     return podman("exec", container, *argv, check=check).stdout.strip()
 
@@ -124,13 +103,13 @@ def test_ollama_container_runs_locked_down_and_keeps_its_volume(
         features=features_for(detect_version(runner)),
     )
     spec = tmp_path / "pod.yaml"
-    spec.write_text(embedder_only(render(inputs)))
+    spec.write_text(only_container(render(inputs), "embedder"))
     container = inputs.names.container("embedder")
     podman_ = Podman(runner)
     life = Lifecycle(podman=podman_)
     try:
         podman_.play(spec)
-        wait_healthy(container)  # the probe is `ollama list`
+        wait_healthy(container, timeout=90)  # the probe is `ollama list`
         assert podman("inspect", "--format", "{{.ImageName}}", container).stdout.strip() == (
             standin_ref
         )
@@ -154,7 +133,7 @@ def test_ollama_container_runs_locked_down_and_keeps_its_volume(
         # down (keep volumes) → play again: Ollama finds its key (and models) again.
         life.down(name, volumes=False)
         podman_.play(spec)
-        wait_healthy(container)
+        wait_healthy(container, timeout=90)
         assert in_container(container, "cat", "/root/.ollama/id_ed25519") == key
     finally:
         life.down(name, volumes=True)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
+from tests.support.pod import only_container, podman, wait_healthy
 
 from codebase_mcp.pod import secret
 from codebase_mcp.pod.features import detect_version, features_for
@@ -40,20 +39,6 @@ def postgres_ref() -> str:
     return postgres_image()
 
 
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], check=check, capture_output=True, text=True)
-
-
-def postgres_only(spec: str) -> str:
-    """The rendered Pod with only its postgres container (and the volumes it mounts)."""
-    (pod,) = [d for d in yaml.safe_load_all(spec) if d]
-    (pg,) = [c for c in pod["spec"]["containers"] if c["name"] == "postgres"]
-    pod["spec"]["containers"] = [pg]
-    mounted = {m["name"] for m in pg["volumeMounts"]}
-    pod["spec"]["volumes"] = [v for v in pod["spec"]["volumes"] if v["name"] in mounted]
-    return yaml.safe_dump(pod, sort_keys=True)
-
-
 def psql(container: str, password: str, sql: str) -> str:
     # Over TCP with the password: proves the secret reached initdb (scram auth).
     result = podman(
@@ -61,13 +46,6 @@ def psql(container: str, password: str, sql: str) -> str:
         "psql", "-h", "127.0.0.1", "-U", "codebase", "-d", "codebase", "-tAc", sql,
     )  # fmt: skip
     return result.stdout.strip()
-
-
-def wait_healthy(container: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while podman("healthcheck", "run", container, check=False).returncode != 0:
-        assert time.monotonic() < deadline, podman("logs", container, check=False).stderr
-        time.sleep(0.3)
 
 
 @pytest.fixture
@@ -85,7 +63,7 @@ def pg_pod(
         features=features_for(detect_version(runner)),
     )
     spec = tmp_path / "pod.yaml"
-    spec.write_text(postgres_only(render(inputs)))
+    spec.write_text(only_container(render(inputs), "postgres"))
     directory = pod_dir(name)
     secret.ensure_podman_secret(runner, inputs.names.secret, password_file(directory))
     podman_ = Podman(runner)

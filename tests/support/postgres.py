@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.pod import podman
 
 REPO = Path(__file__).resolve().parents[2]
 # Postgres settings that make tests faster; durability does not matter here.
@@ -45,10 +46,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], check=check, capture_output=True, text=True)
 
 
 def run_container(image: str, name: str, port: int, password: str, user: str = "codebase") -> None:
