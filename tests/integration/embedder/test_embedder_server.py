@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from tests.support.processes import stop
 
 pytestmark = pytest.mark.integration
 
@@ -70,12 +71,7 @@ def server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         _wait_ready(url, lambda: proc.poll() is None)
         yield url, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=20)
 
 
 def test_probe_command_against_the_server(server: tuple[str, subprocess.Popen[bytes]]) -> None:

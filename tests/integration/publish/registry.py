@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.processes import stop
+
 
 @dataclass(frozen=True)
 class Registry:
@@ -84,12 +86,7 @@ def start_registry(workdir: Path, *, auth: bool = False) -> Iterator[Registry]:
         wait_up(registry.host, proc)
         yield registry
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 

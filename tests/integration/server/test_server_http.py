@@ -17,6 +17,7 @@ from fastmcp import Client
 from fastmcp.exceptions import ToolError
 
 from tests.integration.server.fake_embedder import FakeEmbedder, free_port
+from tests.support.processes import stop
 
 pytestmark = pytest.mark.integration
 
@@ -62,12 +63,7 @@ def server_process(
             time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from codebase_mcp.server.config import ServerSettings
 from codebase_mcp.server.embeddings import OllamaEmbedder
 from codebase_mcp.settings import DatabaseSettings
 from tests.integration.server.fake_embedder import free_port
+from tests.support.processes import stop
 
 pytestmark = [
     pytest.mark.integration,
@@ -72,8 +73,7 @@ def real_embedder_url() -> Iterator[str]:
         yield url
     finally:
         if process is not None:
-            process.terminate()
-            process.wait(timeout=10)
+            stop(process)
         else:
             subprocess.run(["podman", "rm", "-f", "-t", "0", name], check=False)
 
