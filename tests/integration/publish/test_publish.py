@@ -7,39 +7,22 @@ itself and stopped afterwards; nothing else is started.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from codebase_mcp.builder.api import repo_root
 from codebase_mcp.builder.build import Builder, BuildResult
 from codebase_mcp.builder.lockfile import load_lock
 from codebase_mcp.proc import Runner
 from codebase_mcp.publish.contents import image_files, read_contents
+from tests.integration.publish.cli import REPO, cli
 from tests.integration.publish.registry import Registry, drop_storage, start_registry
 
 pytestmark = pytest.mark.integration
-# The checkout under test ($CODEBASE_MCP_ROOT when set, like the CLI).
-REPO = repo_root(Path(__file__).resolve().parent)
-CLI = [sys.executable, "-c", "from codebase_mcp.cli import main; main()"]
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
 
 
 def run(*argv: str) -> str:

@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from codebase_mcp.builder.api import repo_root
 from codebase_mcp.builder.build import Builder, BuildResult
+from tests.integration.publish.cli import REPO, cli
 from tests.integration.publish.registry import Registry, start_registry
 
 pytestmark = pytest.mark.integration
-# The checkout under test ($CODEBASE_MCP_ROOT when set, like the CLI).
-REPO = repo_root(Path(__file__).resolve().parent)
-CLI = [sys.executable, "-c", "from codebase_mcp.cli import main; main()"]
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
