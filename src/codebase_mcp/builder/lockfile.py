@@ -74,9 +74,17 @@ class UpstreamLock(Frozen):
 
     @property
     def pinned(self) -> str | None:
+        """``repository@digest``: the tag (or an old digest) dropped, a registry port kept."""
         if self.digest is None:
             return None
-        return f"{self.reference.rsplit(':', 1)[0]}@{self.digest}"
+        return f"{repository_of(self.reference)}@{self.digest}"
+
+
+def repository_of(reference: str) -> str:
+    """``host:5000/a/b:tag`` → ``host:5000/a/b``; a ``:`` before the last ``/`` is a port."""
+    name = reference.split("@", 1)[0]
+    head, slash, last = name.rpartition("/")
+    return f"{head}{slash}{last.split(':', 1)[0]}"
 
 
 class Lock(Frozen):

@@ -59,6 +59,23 @@ def test_unreachable_registry_keeps_the_previous_pin(project: Path) -> None:
     assert fresh["ollama"].digest is None and fresh["ollama"].pinned is None
 
 
+@pytest.mark.parametrize(
+    ("reference", "pinned"),
+    [
+        ("docker.io/ollama/ollama:latest", "docker.io/ollama/ollama"),
+        ("docker.io/ollama/ollama", "docker.io/ollama/ollama"),
+        ("registry.local:5000/team/ollama", "registry.local:5000/team/ollama"),
+        ("registry.local:5000/team/ollama:0.12", "registry.local:5000/team/ollama"),
+        ("ollama/ollama@sha256:" + "b" * 64, "ollama/ollama"),
+    ],
+)
+def test_pinned_reference_drops_the_tag_but_keeps_a_registry_port(
+    reference: str, pinned: str
+) -> None:
+    digest = "sha256:" + "c" * 64
+    assert UpstreamLock(reference=reference, digest=digest).pinned == f"{pinned}@{digest}"
+
+
 class UnreachableMirror(Runner):
     def run(self, argv, **kwargs):  # type: ignore[no-untyped-def,override]
         self.calls.append(tuple(argv))
