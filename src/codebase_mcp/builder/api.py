@@ -55,7 +55,7 @@ def upstream_ref(name: str, root: Path | None = None) -> str:
     if entry.pinned is None:
         raise LockOutOfDate(
             f"upstream image '{name}' ({entry.reference}) is not pinned by digest in the lock",
-            hint="run `codebase-mcp image lock` on a host that can reach the registry, "
+            hint="run `codebase-mcp image lock --upstream` on a host that can reach the registry, "
             "and commit build/lock.json; an unpinned tag is never used",
         )
     return entry.pinned

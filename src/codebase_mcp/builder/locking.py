@@ -71,6 +71,24 @@ def lock_images(
     return write_lock(root, lock), [d.name for d in chosen]
 
 
+def lock_upstream(
+    root: Path, *, runner: Runner | None = None
+) -> tuple[Path, dict[str, UpstreamLock]]:
+    """Re-pin only the upstream images; every image entry of the lock stays as it is.
+
+    Pinning Ollama must not drag in newer Debian packages or wheels (and so
+    rebuild every image): this touches nothing but ``upstream``.
+    """
+    if not lock_path(root).is_file():
+        raise LockError(
+            "no build/lock.json to add upstream pins to",
+            hint="run `codebase-mcp image lock` first",
+        )
+    previous = load_lock(root)
+    upstream = resolve_upstream(root, previous, runner or Runner())
+    return write_lock(root, previous.model_copy(update={"upstream": upstream})), upstream
+
+
 def upstream_definitions(root: Path) -> dict[str, str]:
     """name → reference from images/upstream.toml."""
     path = root / "images" / "upstream.toml"

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from codebase_mcp import ui
+from codebase_mcp.errors import LockError, UsageError
 
 STORE_HELP = "Content-addressed store for fetched inputs. [env: CODEBASE_MCP_STORE]"
 ROOT_HELP = "Project checkout (default: found from the current directory). [env: CODEBASE_MCP_ROOT]"
@@ -91,19 +92,48 @@ def list_images(root: Path | None, as_json: bool) -> None:
     is_flag=True,
     help="Only check that the lock matches the definitions (no network); exit 13 if not.",
 )
+@click.option(
+    "--upstream",
+    "upstream_only",
+    is_flag=True,
+    help="Only (re-)pin the upstream images of images/upstream.toml by digest (skopeo); "
+    "leave every built image's entry as it is.",
+)
 @root_option
-def lock(names: tuple[str, ...], update: tuple[str, ...], check: bool, root: Path | None) -> None:
+def lock(
+    names: tuple[str, ...], update: tuple[str, ...], check: bool, upstream_only: bool,
+    root: Path | None,
+) -> None:  # fmt: skip
     """Resolve every input of NAMES (default: all images) and write build/lock.json.
 
     The only command that talks to package indexes (the Debian mirror through
-    mmdebstrap/apt, PyPI through pip). The lock is written atomically: on any
+    mmdebstrap/apt, PyPI through pip) and registries (skopeo, for the upstream
+    images pinned by digest). The lock is written atomically: on any
     failure the previous lock is left as it was. With --check nothing is
     resolved: the command fails, naming the first stale entry, when an image
     definition or pyproject.toml changed since the lock was written.
     """
-    from codebase_mcp.builder.locking import lock_images
+    from codebase_mcp.builder.locking import lock_images, lock_upstream
 
     root = _root(root)
+    if upstream_only:
+        if names or update or check:
+            raise UsageError(
+                "--upstream takes no image names, --update or --check",
+                hint="`codebase-mcp image lock --upstream` re-pins every upstream image",
+            )
+        path, pins = lock_upstream(root)
+        for name, pin in sorted(pins.items()):
+            ui.info(f"{name}: {pin.pinned or f'{pin.reference} (unpinned)'}")
+        ui.info(f"upstream pins → {path.relative_to(root)}")
+        unpinned = sorted(name for name, pin in pins.items() if pin.pinned is None)
+        if unpinned:
+            raise LockError(
+                f"could not pin {', '.join(unpinned)} by digest (see the warnings above)",
+                hint="the registry must be reachable from this host (`skopeo inspect` it); "
+                "the rest of the lock was kept",
+            )
+        return
     if check:
         from codebase_mcp.builder.definitions import load_definition, load_pyproject
         from codebase_mcp.builder.lockfile import check_fresh, load_lock

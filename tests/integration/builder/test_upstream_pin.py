@@ -12,6 +12,9 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import shutil
+import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +32,7 @@ from tests.support.pod import podman
 
 pytestmark = pytest.mark.integration
 CONF_D = Path("/etc/containers/registries.conf.d")
+CLI = str(Path(sys.executable).with_name("codebase-mcp"))
 
 
 @pytest.fixture
@@ -78,17 +82,19 @@ def test_lock_pins_the_digest_and_up_pulls_by_it(registry: Registry, tmp_path: P
     pushed = push_tiny_image(registry, tmp_path, reference)
     root = project_with_upstream(tmp_path, reference)
 
-    upstream = resolve_upstream(root, None, Runner())
-    assert upstream["ollama"].digest == pushed
+    # `image lock --upstream` on a checkout with a lock: only the pin changes.
+    committed = api.repo_root() / "build" / "lock.json"
+    (root / "build").mkdir()
+    shutil.copy(committed, root / "build" / "lock.json")
+    result = subprocess.run(
+        [CLI, "image", "lock", "--upstream", "--root", str(root)],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
     pinned = f"{registry.host}/ollama/ollama@{pushed}"
-    assert upstream["ollama"].pinned == pinned
-
-    # Through the lock file, as `up` and `pod render` read it.
-    committed = load_lock(api.repo_root())
-    write_lock(
-        root, Lock(source_date_epoch=committed.source_date_epoch, images={}, upstream=upstream)
-    )
+    assert pinned in result.stderr
     assert api.upstream_ref("ollama", root) == pinned
+    assert load_lock(root).images == load_lock(api.repo_root()).images
 
     # `up`'s pull step: by digest, so a tag moved since the lock changes nothing.
     push_tiny_image(registry, tmp_path, reference)  # :latest now names another image
@@ -100,7 +106,7 @@ def test_lock_pins_the_digest_and_up_pulls_by_it(registry: Registry, tmp_path: P
     finally:
         podman("rmi", "--force", pinned, check=False)
 
-    # Re-locking now pins the new image; an unreachable registry keeps the old pin.
+    # Re-locking now pins the image the tag names now.
     moved = resolve_upstream(root, load_lock(root), Runner())
     assert moved["ollama"].digest not in (None, pushed)
 

@@ -6,7 +6,7 @@ import pytest
 
 from codebase_mcp.builder.definitions import load_definitions
 from codebase_mcp.builder.lockfile import Lock, UpstreamLock, first_difference, load_lock
-from codebase_mcp.builder.locking import resolve_upstream, select
+from codebase_mcp.builder.locking import lock_upstream, resolve_upstream, select
 from codebase_mcp.errors import LockError, UnknownImage
 from codebase_mcp.proc import Result, Runner
 
@@ -97,3 +97,66 @@ def test_unreachable_mirror_leaves_the_lock_untouched(project: Path) -> None:
     assert info.value.hint is not None and "was not changed" in info.value.hint
     assert path.read_bytes() == before
     assert not list(path.parent.glob(".*.tmp"))
+
+
+class Skopeo(Runner):
+    """Answers `skopeo inspect` with a fixed digest."""
+
+    digest = "sha256:" + "d" * 64
+
+    def run(self, argv, **kwargs):  # type: ignore[no-untyped-def,override]
+        self.calls.append(tuple(argv))
+        return Result(tuple(argv), 0, self.digest + "\n", "")
+
+
+def test_lock_upstream_pins_and_leaves_the_images_alone(project: Path) -> None:
+    (project / "images" / "upstream.toml").write_text(
+        '[ollama]\nreference = "docker.io/ollama/ollama:latest"\n'
+    )
+    before = load_lock(project)
+    runner = Skopeo()
+    _, pins = lock_upstream(project, runner=runner)
+    after = load_lock(project)
+    assert pins["ollama"].pinned == "docker.io/ollama/ollama@" + Skopeo.digest
+    assert after.upstream == pins
+    assert after.images == before.images
+    assert after.source_date_epoch == before.source_date_epoch
+    assert [c[:2] for c in runner.calls] == [("skopeo", "inspect")]
+
+
+def test_lock_upstream_needs_a_lock(tmp_path: Path) -> None:
+    with pytest.raises(LockError, match="no build/lock.json"):
+        lock_upstream(tmp_path, runner=Skopeo())
+
+
+def test_cli_lock_upstream_fails_when_nothing_could_be_pinned(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codebase_mcp.builder import locking
+    from codebase_mcp.cli import main
+
+    (project / "images" / "upstream.toml").write_text(
+        '[ollama]\nreference = "docker.io/ollama/ollama:latest"\n'
+    )
+    before = (project / "build" / "lock.json").read_text()
+    monkeypatch.setattr(locking, "Runner", FailingSkopeo)
+    with pytest.raises(SystemExit) as exited:
+        main(["image", "lock", "--upstream", "--root", str(project)])
+    err = capsys.readouterr().err
+    assert exited.value.code == 14, err
+    assert "could not pin ollama" in err and "registry must be reachable" in err
+    # The images' entries are untouched; the unpinned entry is recorded as such.
+    after = load_lock(project)
+    assert after.images == Lock.model_validate_json(before).images
+    assert after.upstream["ollama"].digest is None
+
+
+def test_cli_lock_upstream_refuses_other_options(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from codebase_mcp.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["image", "lock", "--upstream", "--check", "--root", str(project)])
+    assert exited.value.code == 2
+    assert "--upstream takes no image names" in capsys.readouterr().err
