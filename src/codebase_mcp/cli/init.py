@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from codebase_mcp.errors import ConfigError, HealthCheckFailed
 
+if TYPE_CHECKING:
+    from codebase_mcp.envconfig import Mirror
+
 T = TypeVar("T")
+M = TypeVar("M", bound="Mirror")
 
 
 def _env(name: str, default: object) -> str:
@@ -90,19 +94,19 @@ def init(command: tuple[str, ...], **options: Any) -> None:
     Exit codes of its own: 3 Postgres not ready, 9 embedder not ready, 7 migration
     failed, 127 COMMAND cannot be started; see docs/init.md.
     """
+    from codebase_mcp.envconfig import DatabaseConfig, EmbedderConfig
+    from codebase_mcp.init.config import InitConfig
     from codebase_mcp.init.log import EventLog
     from codebase_mcp.init.run import InitPlan, Interrupted, run_init
-    from codebase_mcp.init.settings import InitSettings
-    from codebase_mcp.settings import DatabaseSettings, EmbedderSettings
 
     given = {key: value for key, value in options.items() if value is not None}
-    settings = _settings(InitSettings, "CODEBASE_MCP_INIT_", **given)
+    settings = _config(InitConfig, **given)
     needs_db = settings.wait_database or settings.migrate
     plan = InitPlan(
         settings=settings,
         argv=command,
-        database=_settings(DatabaseSettings, "DATABASE_") if needs_db else None,
-        embedder=_settings(EmbedderSettings, "EMBEDDER_") if settings.wait_embedder else None,
+        database=_config(DatabaseConfig) if needs_db else None,
+        embedder=_config(EmbedderConfig) if settings.wait_embedder else None,
         script_location=settings.migrations,
     )
     log = EventLog(fmt=settings.log_format)
@@ -113,6 +117,24 @@ def init(command: tuple[str, ...], **options: Any) -> None:
         code = stop.exit_code
     # The child's exit code is the init's: not an error, so no CodebaseMcpError.
     sys.exit(code)
+
+
+def _config(mirror: type[M], **given: Any) -> M:
+    """The settings, read without pydantic when possible (start-up time), else via the model.
+
+    :func:`codebase_mcp.envconfig.from_env` takes only values it reads exactly as the
+    pydantic model does; for anything else the model is built, so unusual spellings and
+    invalid values behave (and fail) exactly as they always did.
+    """
+    import os
+
+    from codebase_mcp import envconfig
+
+    config = envconfig.from_env(mirror, os.environ, given)
+    if config is not None:
+        return config
+    model = _settings(envconfig.model_class(mirror), mirror.PREFIX, **given)
+    return envconfig.from_model(mirror, model)
 
 
 def _settings(model: type[T], env_prefix: str, **given: Any) -> T:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from codebase_mcp.envconfig import DatabaseConfig, EmbedderConfig
 from codebase_mcp.init.backoff import Deadline
+from codebase_mcp.init.config import InitConfig
 from codebase_mcp.init.log import EventLog
-from codebase_mcp.init.settings import InitSettings
-from codebase_mcp.settings import DatabaseSettings, EmbedderSettings
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
@@ -55,10 +55,10 @@ def stop_signals_interrupt() -> Iterator[None]:
 class InitPlan:
     """Everything the init does, decided up front from settings and the command line."""
 
-    settings: InitSettings
+    settings: InitConfig
     argv: Sequence[str]
-    database: DatabaseSettings | None = None  # None: no wait, no migration
-    embedder: EmbedderSettings | None = None  # None: no wait
+    database: DatabaseConfig | None = None  # None: no wait, no migration
+    embedder: EmbedderConfig | None = None  # None: no wait
     script_location: Path | None = None
 
 
