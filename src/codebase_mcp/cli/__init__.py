@@ -8,9 +8,7 @@ the traceback as well.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
-import traceback
 from typing import Any
 
 import click
@@ -56,6 +54,8 @@ class LazyGroup(click.Group):
 
     @staticmethod
     def _available(name: str) -> bool:
+        import importlib.util  # only for listing commands (--help)
+
         module_name = COMMANDS[name].split(":")[0]
         return importlib.util.find_spec(module_name) is not None
 
@@ -91,12 +91,18 @@ def cli(ctx: click.Context, debug: bool, verbose: bool, quiet: bool) -> None:
     Build images reproducibly:  codebase-mcp image build
     Check this host:            codebase-mcp doctor
     """
-    from codebase_mcp import proc, ui
-
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    proc.set_echo(verbose)
-    ui.set_quiet(quiet)
+    # Imported only when there is something to set (or already loaded, so a
+    # previous setting is reset): `init` and `health` never use them and start faster.
+    if verbose or "codebase_mcp.proc" in sys.modules:
+        from codebase_mcp import proc
+
+        proc.set_echo(verbose)
+    if quiet or "codebase_mcp.ui" in sys.modules:
+        from codebase_mcp import ui
+
+        ui.set_quiet(quiet)
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -105,6 +111,8 @@ def main(argv: list[str] | None = None) -> Any:
         return cli.main(args=argv, prog_name="codebase-mcp", standalone_mode=False)
     except CodebaseMcpError as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         click.secho(f"error: {exc.message}", fg="red", err=True)
         if exc.hint:
