@@ -16,7 +16,6 @@ health`` and ``init --no-migrate`` must not pay for them.
 from __future__ import annotations
 
 import ast
-import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,9 +46,11 @@ def default_script_location() -> Path:
     Wheels carry ``migrations/`` as ``codebase_mcp/_migrations`` (pyproject
     force-include); a source checkout or editable install has it at the repo root.
     """
-    packaged = importlib.resources.files("codebase_mcp") / "_migrations"
-    if packaged.is_dir() and (packaged / "env.py").is_file():
-        return Path(str(packaged))
+    # The package directory itself, not importlib.resources: alembic needs real files
+    # anyway, and importlib.resources costs the init ~10 ms of start-up.
+    packaged = Path(__file__).parent / "_migrations"
+    if (packaged / "env.py").is_file():
+        return packaged
     source_tree = Path(__file__).resolve().parents[2] / "migrations"
     if (source_tree / "env.py").is_file():
         return source_tree
@@ -135,12 +136,17 @@ def script_heads(script_location: Path) -> frozenset[str] | None:
     return frozenset(revisions - downs)
 
 
+# Shared with the init's stdlib probe (codebase_mcp.init.waits.PostgresProbe).
+VERSIONS_TABLE_SQL = "SELECT to_regclass('alembic_version') IS NOT NULL"
+VERSIONS_SQL = "SELECT version_num FROM alembic_version"
+
+
 async def read_versions(conn: Any) -> frozenset[str]:
     """The rows of ``alembic_version`` on an open asyncpg connection (empty before migrating)."""
-    exists = await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
+    exists = await conn.fetchval(VERSIONS_TABLE_SQL)
     if not exists:
         return frozenset()
-    rows = await conn.fetch("SELECT version_num FROM alembic_version")
+    rows = await conn.fetch(VERSIONS_SQL)
     return frozenset(str(row["version_num"]) for row in rows)
 
 
