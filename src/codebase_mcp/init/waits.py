@@ -15,8 +15,6 @@ import json
 import os
 import random
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -258,16 +256,53 @@ def has_model(tags: dict[str, Any], model: str) -> bool:
 
 
 def _get(url: str, timeout: float) -> bytes:
+    """``GET url``: the socket client of :mod:`plainhttp` first, urllib as before otherwise.
+
+    urllib answers whenever the quick client declines or fails (redirects, proxies,
+    connection errors read as they always did). An HTTP error status or a timeout is
+    raised as urllib raises it, without asking the server a second time.
+    """
+    from codebase_mcp.init import plainhttp
+
+    started = time.monotonic()
+    try:
+        return plainhttp.get(url, timeout, os.environ)
+    except plainhttp.HTTPStatus as status:
+        raise _http_error(url, status) from None
+    except plainhttp.ConnectTimeout as exc:
+        from urllib.error import URLError
+
+        raise URLError(TimeoutError(*exc.args)) from None  # urllib's do_open wraps these
+    except TimeoutError:
+        raise
+    except Exception:  # noqa: S110 - declined or failed: urllib decides, as it always did
+        pass
+    import urllib.request
+
+    left = max(0.1, timeout - (time.monotonic() - started))
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=left) as response:  # noqa: S310
         body: bytes = response.read()
         return body
+
+
+def _http_error(url: str, status: Any) -> Exception:
+    """The ``HTTPError`` urllib's default error handler raises for this answer."""
+    from email.message import Message
+    from urllib.error import HTTPError
+
+    headers = Message()
+    for name, value in status.headers:
+        headers[name] = value
+    return HTTPError(url, status.code, status.reason, headers, None)
 
 
 def pull_model(
     base_url: str, model: str, *, deadline: Deadline, timeout: float, log: EventLog
 ) -> None:
     """``POST /api/pull`` (streamed NDJSON), logging each new status and progress every second."""
+    import urllib.request
+
     body = json.dumps({"model": model, "stream": True}).encode()
     request = urllib.request.Request(  # noqa: S310
         f"{base_url}/api/pull",
