@@ -3,7 +3,7 @@
 pgwire (the probe's quick path) must give what the asyncpg probe gives, for every
 authentication method a real Postgres 17 offers by password; when it cannot, the
 asyncpg probe answers, with asyncpg's own errors. End to end, an init whose schema is
-at head imports none of pydantic, asyncio/asyncpg, SQLAlchemy or alembic.
+at head imports none of pydantic, click, asyncio/asyncpg, SQLAlchemy or alembic.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests.support.postgres import PgServer, podman, start_postgres
 
 pytestmark = pytest.mark.integration
 
-HEAVY = {"pydantic", "pydantic_settings", "asyncio", "asyncpg", "sqlalchemy", "alembic"}
+HEAVY = {"pydantic", "pydantic_settings", "click", "asyncio", "asyncpg", "sqlalchemy", "alembic"}
 
 
 @pytest.fixture(autouse=True)
