@@ -1,7 +1,7 @@
 """The settings models' environment variables, read with the stdlib only (for start-up paths).
 
-Why: importing pydantic and pydantic-settings costs about 250 ms of CPU, most of the
-init's 300 ms start-up budget (docs/init.md). The pydantic models
+Why: importing pydantic and pydantic-settings was the largest part of the init's
+start-up, 42 % of its imports (docs/init.md, "Start-up time"). The pydantic models
 (:mod:`codebase_mcp.settings`, :mod:`codebase_mcp.init.settings`) stay the source of
 truth for names, defaults and validation; each has a frozen dataclass *mirror* (same
 field names in the same order, same defaults, the models' ``gt``/``ge`` bounds in the

@@ -1,15 +1,15 @@
 """``codebase-mcp init`` without click: its command line read with the stdlib, and its body.
 
 Why: the init is the server container's PID 1 and its start-up delays the server;
-click costs about 25 ms of CPU to import. :func:`parse` reads the init's own options
-in their usual spellings (``--deadline 5``, ``--deadline=5``, ``--no-migrate``,
-``--``, the command) exactly as the click command in :mod:`codebase_mcp.cli.init`
-does, and answers ``None`` for anything else: ``--help``, an unknown or short option,
-a value click would reject or read differently (``1e3``, ``0``, a missing directory),
-global options, ``CODEBASE_MCP_DEBUG/VERBOSE/QUIET`` or a shell-completion request in
-the environment. ``main`` then runs the click command as always, so help, usage
-errors and their exit codes are click's. ``tests/unit/init/test_initcmd.py`` checks
-:func:`parse` against click's own parser.
+importing click was about a tenth of its imports (docs/init.md, "Start-up time").
+:func:`parse` reads the init's own options in their usual spellings (``--deadline 5``,
+``--deadline=5``, ``--no-migrate``, ``--``, the command) exactly as the click command
+in :mod:`codebase_mcp.cli.init` does, and answers ``None`` for anything else:
+``--help``, an unknown or short option, a value click would reject or read differently
+(``1e3``, ``0``, a missing directory), global options, ``CODEBASE_MCP_DEBUG/VERBOSE/
+QUIET`` or a shell-completion request in the environment. ``main`` then runs the click
+command as always, so help, usage errors and their exit codes are click's.
+``tests/unit/init/test_initcmd.py`` checks :func:`parse` against click's own parser.
 
 :func:`run` is the command's body, shared by both ways in.
 """

@@ -1,7 +1,7 @@
 """Just enough of the PostgreSQL wire protocol (v3) for the init's readiness probe, stdlib only.
 
-Why: the probe ran on asyncpg, whose import (with asyncio) costs about 80 ms of CPU, a
-quarter of the init's start-up budget; the server imports it anyway, once it runs.
+Why: the probe ran on asyncpg, whose import (with asyncio) was the second largest part of
+the init's start-up (docs/init.md, "Start-up time"); the server imports it anyway, later.
 This client does one thing: connect over TCP, authenticate (trust, password, md5,
 SCRAM-SHA-256), run simple queries, close.
 

@@ -1,8 +1,8 @@
 """A plain-socket HTTP GET for the init's embedder probe, stdlib only and no urllib.
 
-Why: ``urllib.request`` (with ``http.client``, ``email`` and ``ssl``) costs about
-25 ms of CPU to import, a large share of the init's start-up once pydantic and asyncpg
-are gone; the probe only needs two GETs on a plain-HTTP address, usually loopback.
+Why: importing ``urllib.request`` (with ``http.client``, ``email`` and ``ssl``) is a
+large share of the init's start-up once pydantic and asyncpg are gone (docs/init.md,
+"Start-up time"); the probe only needs two GETs on a plain-HTTP address, usually loopback.
 
 Narrow on purpose, like :mod:`codebase_mcp.init.pgwire`: :func:`get` sends the request
 urllib would send to ``http://host[:port]/path`` and takes an HTTP 200 answer

@@ -17,11 +17,14 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codebase_mcp.errors import DatabaseTimeout, DependencyTimeout, EmbedderTimeout
 from codebase_mcp.init.backoff import Backoff, Deadline
 from codebase_mcp.init.log import EventLog
+
+if TYPE_CHECKING:
+    from codebase_mcp.init import plainhttp
 
 Probe = Callable[[float], str]
 
@@ -132,8 +135,8 @@ class PostgresProbe:
     (kept in :attr:`versions`), so the migration check needs no second
     connection and a database restarting in between is retried like any wait.
 
-    Each attempt first tries :mod:`codebase_mcp.init.pgwire` (no asyncpg, no
-    asyncio: about 80 ms less start-up). When that client declines or fails for
+    Each attempt first tries :mod:`codebase_mcp.init.pgwire` (then asyncpg and
+    asyncio are never imported). When that client declines or fails for
     any reason other than running out of time, the same attempt runs on asyncpg
     with the time left, exactly as before: asyncpg's answer, success or error
     text, is the one that counts, so what users see when Postgres is not ready
@@ -286,7 +289,7 @@ def _get(url: str, timeout: float) -> bytes:
         return body
 
 
-def _http_error(url: str, status: Any) -> Exception:
+def _http_error(url: str, status: plainhttp.HTTPStatus) -> Exception:
     """The ``HTTPError`` urllib's default error handler raises for this answer."""
     from email.message import Message
     from urllib.error import HTTPError
