@@ -221,6 +221,15 @@ def in_image(image: str) -> list[str]:
     ]  # fmt: skip
 
 
+def image_revision(image: str) -> str:
+    """The git revision the image was built from (its OCI label)."""
+    label = '{{index .Config.Labels "org.opencontainers.image.revision"}}'
+    return subprocess.run(
+        ["podman", "image", "inspect", "--format", label, image],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -298,6 +307,7 @@ def main() -> int:
             if name in images:
                 entry["argv"] = argv[argv.index("--entrypoint") :]
                 entry["image"] = images[name]
+                entry["image_revision"] = image_revision(images[name])
             else:
                 entry["cpu"] = summary(cpus[name])
             if inside[name]:
