@@ -136,17 +136,12 @@ def script_heads(script_location: Path) -> frozenset[str] | None:
     return frozenset(revisions - downs)
 
 
-# Shared with the init's stdlib probe (codebase_mcp.init.waits.PostgresProbe).
-VERSIONS_TABLE_SQL = "SELECT to_regclass('alembic_version') IS NOT NULL"
-VERSIONS_SQL = "SELECT version_num FROM alembic_version"
-
-
 async def read_versions(conn: Any) -> frozenset[str]:
     """The rows of ``alembic_version`` on an open asyncpg connection (empty before migrating)."""
-    exists = await conn.fetchval(VERSIONS_TABLE_SQL)
+    exists = await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
     if not exists:
         return frozenset()
-    rows = await conn.fetch(VERSIONS_SQL)
+    rows = await conn.fetch("SELECT version_num FROM alembic_version")
     return frozenset(str(row["version_num"]) for row in rows)
 
 

@@ -4,27 +4,26 @@ A probe is a plain function ``probe(timeout) -> detail`` that raises on any
 failure; :func:`wait_for` retries it. Everything here is synchronous on
 purpose: ``time.sleep`` and blocking sockets are interrupted by the init's
 signal handlers (PEP 475 runs the handler, whose exception propagates), so a
-SIGTERM during the waits stops the init at once. The Postgres probe first tries
-the stdlib client :mod:`codebase_mcp.init.pgwire` (start-up time), and otherwise
-runs its asyncpg coroutine with :func:`asyncio.run`.
+SIGTERM during the waits stops the init at once. Postgres probes run their
+asyncpg coroutine with :func:`asyncio.run`.
+
+asyncio/asyncpg and urllib.request are imported by the probe that uses them, not
+here: an init that waits for neither (``--no-wait-database``, ``--no-wait-embedder``)
+does not pay for them at start-up (docs/init.md, "Start-up time").
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from codebase_mcp.errors import DatabaseTimeout, DependencyTimeout, EmbedderTimeout
 from codebase_mcp.init.backoff import Backoff, Deadline
 from codebase_mcp.init.log import EventLog
-
-if TYPE_CHECKING:
-    from codebase_mcp.init import plainhttp
 
 Probe = Callable[[float], str]
 
@@ -134,13 +133,6 @@ class PostgresProbe:
     With ``read_versions`` the same connection also reads ``alembic_version``
     (kept in :attr:`versions`), so the migration check needs no second
     connection and a database restarting in between is retried like any wait.
-
-    Each attempt first tries :mod:`codebase_mcp.init.pgwire` (then asyncpg and
-    asyncio are never imported). When that client declines or fails for
-    any reason other than running out of time, the same attempt runs on asyncpg
-    with the time left, exactly as before: asyncpg's answer, success or error
-    text, is the one that counts, so what users see when Postgres is not ready
-    is unchanged.
     """
 
     dsn: str = field(repr=False)
@@ -148,45 +140,9 @@ class PostgresProbe:
     versions: frozenset[str] | None = None
 
     def __call__(self, timeout: float) -> str:
-        started = time.monotonic()
-        try:
-            return self._quick(timeout)
-        except TimeoutError:
-            raise TimeoutError from None  # as asyncio.wait_for reports it: no answer in time
-        except Exception:  # noqa: S110 - declined or failed: asyncpg decides, as it always did
-            pass
-        left = timeout - (time.monotonic() - started)
-        if left <= 0:
-            raise TimeoutError
         import asyncio
 
-        return asyncio.run(asyncio.wait_for(self._once(left), left))
-
-    def _quick(self, timeout: float) -> str:
-        """The probe on the stdlib client; raises on anything unusual (see pgwire)."""
-        from codebase_mcp import migrate
-        from codebase_mcp.init import pgwire
-
-        conn = pgwire.Connection.open(pgwire.target(self.dsn, os.environ), timeout)
-        versions: frozenset[str] | None = None
-        try:
-            if conn.query("SELECT 1") != [("1",)]:
-                raise pgwire.Unsupported("SELECT 1 did not return 1")
-            rows = conn.query(VECTOR_SQL)
-            if len(rows) != 1:
-                raise pgwire.Unsupported("no vector extension: asyncpg tells why")
-            default_version, installed = rows[0]
-            if self.read_versions:
-                exists = conn.query(migrate.VERSIONS_TABLE_SQL)
-                if exists not in ([("t",)], [("f",)]):
-                    raise pgwire.Unsupported(f"to_regclass answered {exists!r}")
-                rows = conn.query(migrate.VERSIONS_SQL) if exists == [("t",)] else []
-                versions = frozenset(str(row[0]) for row in rows)
-            version = pgwire.server_version(conn.parameters.get("server_version", ""))
-        finally:
-            conn.close()
-        self.versions = versions
-        return _postgres_detail(version, installed, default_version)
+        return asyncio.run(asyncio.wait_for(self._once(timeout), timeout))
 
     async def _once(self, timeout: float) -> str:
         import asyncpg
@@ -196,7 +152,11 @@ class PostgresProbe:
             one = await conn.fetchval("SELECT 1", timeout=timeout)
             if one != 1:
                 raise NotReady(f"SELECT 1 returned {one!r}")
-            row = await conn.fetchrow(VECTOR_SQL, timeout=timeout)
+            row = await conn.fetchrow(
+                "SELECT default_version, installed_version FROM pg_available_extensions "
+                "WHERE name = 'vector'",
+                timeout=timeout,
+            )
             if row is None:
                 raise NotReady(
                     "the pgvector extension is not available on this server "
@@ -207,23 +167,11 @@ class PostgresProbe:
 
                 self.versions = await read_versions(conn)
             version = conn.get_server_version()
-            return _postgres_detail(
-                f"{version.major}.{version.minor}",
-                row["installed_version"],
-                row["default_version"],
-            )
+            installed = row["installed_version"]
+            state = f"installed {installed}" if installed else f"available {row['default_version']}"
+            return f"PostgreSQL {version.major}.{version.minor}, vector {state}"
         finally:
             await conn.close(timeout=timeout)
-
-
-VECTOR_SQL = (
-    "SELECT default_version, installed_version FROM pg_available_extensions WHERE name = 'vector'"
-)
-
-
-def _postgres_detail(version: str, installed: str | None, default: str | None) -> str:
-    state = f"installed {installed}" if installed else f"available {default}"
-    return f"PostgreSQL {version}, vector {state}"
 
 
 def postgres_dependency(redacted_dsn: str, password: str | None) -> Dependency:
@@ -259,45 +207,12 @@ def has_model(tags: dict[str, Any], model: str) -> bool:
 
 
 def _get(url: str, timeout: float) -> bytes:
-    """``GET url``: the socket client of :mod:`plainhttp` first, urllib as before otherwise.
-
-    urllib answers whenever the quick client declines or fails (redirects, proxies,
-    connection errors read as they always did). An HTTP error status or a timeout is
-    raised as urllib raises it, without asking the server a second time.
-    """
-    from codebase_mcp.init import plainhttp
-
-    started = time.monotonic()
-    try:
-        return plainhttp.get(url, timeout, os.environ)
-    except plainhttp.HTTPStatus as status:
-        raise _http_error(url, status) from None
-    except plainhttp.ConnectTimeout as exc:
-        from urllib.error import URLError
-
-        raise URLError(TimeoutError(*exc.args)) from None  # urllib's do_open wraps these
-    except TimeoutError:
-        raise
-    except Exception:  # noqa: S110 - declined or failed: urllib decides, as it always did
-        pass
     import urllib.request
 
-    left = max(0.1, timeout - (time.monotonic() - started))
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
-    with urllib.request.urlopen(request, timeout=left) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
         body: bytes = response.read()
         return body
-
-
-def _http_error(url: str, status: plainhttp.HTTPStatus) -> Exception:
-    """The ``HTTPError`` urllib's default error handler raises for this answer."""
-    from email.message import Message
-    from urllib.error import HTTPError
-
-    headers = Message()
-    for name, value in status.headers:
-        headers[name] = value
-    return HTTPError(url, status.code, status.reason, headers, None)
 
 
 def pull_model(
