@@ -16,7 +16,6 @@ health`` and ``init --no-migrate`` must not pay for them.
 from __future__ import annotations
 
 import ast
-import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,9 +46,11 @@ def default_script_location() -> Path:
     Wheels carry ``migrations/`` as ``codebase_mcp/_migrations`` (pyproject
     force-include); a source checkout or editable install has it at the repo root.
     """
-    packaged = importlib.resources.files("codebase_mcp") / "_migrations"
-    if packaged.is_dir() and (packaged / "env.py").is_file():
-        return Path(str(packaged))
+    # The package directory itself, not importlib.resources: alembic needs real files
+    # anyway, and importlib.resources costs the init ~10 ms of start-up.
+    packaged = Path(__file__).parent / "_migrations"
+    if (packaged / "env.py").is_file():
+        return packaged
     source_tree = Path(__file__).resolve().parents[2] / "migrations"
     if (source_tree / "env.py").is_file():
         return source_tree

@@ -2,17 +2,23 @@
 
 Secrets come from files (``*_FILE``, as Kubernetes/podman secrets are mounted)
 or the environment; they are held as ``SecretStr`` so they never print.
+
+The init reads the same variables without pydantic through the dataclass mirrors in
+:mod:`codebase_mcp.envconfig` (start-up time): a field added or changed here must be
+mirrored there, which ``tests/unit/init/test_envconfig.py`` enforces.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from codebase_mcp.envconfig import dsn_from_parts, redact_dsn
 from codebase_mcp.errors import ConfigError
+
+__all__ = ["DatabaseSettings", "EmbedderSettings", "redact_dsn"]
 
 
 class DatabaseSettings(BaseSettings):
@@ -46,11 +52,7 @@ class DatabaseSettings(BaseSettings):
         """The libpq/asyncpg DSN, password included: never log this (use :meth:`redacted`)."""
         if self.url is not None:
             return self.url.get_secret_value()
-        password = self.resolved_password()
-        auth = quote(self.user, safe="")
-        if password:
-            auth += ":" + quote(password, safe="")
-        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.name, safe='')}"
+        return dsn_from_parts(self.host, self.port, self.user, self.name, self.resolved_password())
 
     def redacted(self) -> str:
         return redact_dsn(self.dsn())
@@ -65,12 +67,3 @@ class EmbedderSettings(BaseSettings):
     model: str = "all-minilm"
     pull: bool = False  # POST /api/pull when the model is missing (init)
     timeout: float = 60.0
-
-
-def redact_dsn(dsn: str) -> str:
-    """The DSN with any password replaced by ``***``."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))

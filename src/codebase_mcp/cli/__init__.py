@@ -3,19 +3,20 @@
 Only :func:`main` catches :class:`~codebase_mcp.errors.CodebaseMcpError`: it
 prints the message and hint and exits with the error's code. ``--debug`` shows
 the traceback as well.
+
+The group itself is in :mod:`codebase_mcp.cli.group` (``cli`` here is an alias,
+loaded on first use): ``codebase-mcp init`` with a plain command line runs
+without importing click at all (:mod:`codebase_mcp.cli.initcmd`), because it is
+the server container's PID 1 and its start-up delays the server.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import errno
+import os
 import sys
-import traceback
-from typing import Any
+from typing import Any, NoReturn
 
-import click
-
-from codebase_mcp import __version__
 from codebase_mcp.errors import CodebaseMcpError
 
 # name -> "module:attribute". Each command group lives in its own module and
@@ -35,81 +36,58 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if self._available(name))
+def __getattr__(name: str) -> Any:
+    """``cli`` and ``LazyGroup`` from :mod:`codebase_mcp.cli.group`, imported on first use."""
+    if name in {"cli", "LazyGroup"}:
+        from codebase_mcp.cli import group
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                return None
-            raise
-        command = getattr(module, attr)
-        assert isinstance(command, click.Command)
-        return command
-
-    @staticmethod
-    def _available(name: str) -> bool:
-        module_name = COMMANDS[name].split(":")[0]
-        return importlib.util.find_spec(module_name) is not None
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="codebase-mcp")
-@click.option(
-    "--debug",
-    is_flag=True,
-    envvar="CODEBASE_MCP_DEBUG",
-    help="Show tracebacks on errors. [env: CODEBASE_MCP_DEBUG]",
-)
-@click.option(
-    "-v",
-    "--verbose",
-    is_flag=True,
-    envvar="CODEBASE_MCP_VERBOSE",
-    help="Echo every host command before running it. [env: CODEBASE_MCP_VERBOSE]",
-)
-@click.option(
-    "-q",
-    "--quiet",
-    is_flag=True,
-    envvar="CODEBASE_MCP_QUIET",
-    help="Only print results and errors. [env: CODEBASE_MCP_QUIET]",
-)
-@click.pass_context
-def cli(ctx: click.Context, debug: bool, verbose: bool, quiet: bool) -> None:
-    """codebase-mcp: semantic code search for AI coding assistants.
-
-    \b
-    Bring the whole stack up:   codebase-mcp up
-    Build images reproducibly:  codebase-mcp image build
-    Check this host:            codebase-mcp doctor
-    """
-    from codebase_mcp import proc, ui
-
-    ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
-    proc.set_echo(verbose)
-    ui.set_quiet(quiet)
+        return getattr(group, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> Any:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    debug = "--debug" in args
+    try:
+        if args[:1] == ["init"]:
+            _init_without_click(args[1:])  # returns only when click must parse the line
+        return _click_main(argv)
+    except CodebaseMcpError as exc:
+        _report(exc, debug)
+
+
+def _init_without_click(args: list[str]) -> None:
+    """Run ``init`` when :func:`initcmd.parse` reads its command line; else return.
+
+    Mirrors what click's ``main`` does around a command (standalone_mode=False)
+    and what :func:`_click_main` does with it: Ctrl-C or EOF print a blank line
+    and ``aborted`` and exit 130; a closed stdout/stderr (EPIPE) exits 1 quietly.
+    """
+    from codebase_mcp.cli import initcmd
+
+    parsed = initcmd.parse(args, os.environ)
+    if parsed is None:
+        return
+    try:
+        initcmd.run(*parsed)
+    except (EOFError, KeyboardInterrupt):
+        print(file=sys.stderr, flush=True)
+        print("aborted", file=sys.stderr, flush=True)
+        sys.exit(130)
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - until exit
+        sys.exit(1)
+
+
+def _click_main(argv: list[str] | None) -> Any:
+    import click
+
+    from codebase_mcp.cli.group import cli
+
     try:
         return cli.main(args=argv, prog_name="codebase-mcp", standalone_mode=False)
-    except CodebaseMcpError as exc:
-        if debug:
-            traceback.print_exc()
-        click.secho(f"error: {exc.message}", fg="red", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -118,3 +96,16 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+def _report(exc: CodebaseMcpError, debug: bool) -> NoReturn:
+    import click
+
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    click.secho(f"error: {exc.message}", fg="red", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+    sys.exit(exc.exit_code)

@@ -1,20 +1,19 @@
 """``codebase-mcp init`` (the server image's ENTRYPOINT) and ``codebase-mcp health`` (its probe).
 
 Only click is imported at module level: ``health`` runs as an exec probe every
-few seconds and must start fast, and ``init`` pays only for what it uses.
+few seconds and must start fast, and ``init`` pays only for what it uses. The
+init's body lives in :mod:`codebase_mcp.cli.initcmd`, which ``main`` also runs
+without click when the command line is a plain one (start-up time).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from codebase_mcp.errors import ConfigError, HealthCheckFailed
-
-T = TypeVar("T")
+from codebase_mcp.errors import HealthCheckFailed
 
 
 def _env(name: str, default: object) -> str:
@@ -90,45 +89,9 @@ def init(command: tuple[str, ...], **options: Any) -> None:
     Exit codes of its own: 3 Postgres not ready, 9 embedder not ready, 7 migration
     failed, 127 COMMAND cannot be started; see docs/init.md.
     """
-    from codebase_mcp.init.log import EventLog
-    from codebase_mcp.init.run import InitPlan, Interrupted, run_init
-    from codebase_mcp.init.settings import InitSettings
-    from codebase_mcp.settings import DatabaseSettings, EmbedderSettings
+    from codebase_mcp.cli.initcmd import run
 
-    given = {key: value for key, value in options.items() if value is not None}
-    settings = _settings(InitSettings, "CODEBASE_MCP_INIT_", **given)
-    needs_db = settings.wait_database or settings.migrate
-    plan = InitPlan(
-        settings=settings,
-        argv=command,
-        database=_settings(DatabaseSettings, "DATABASE_") if needs_db else None,
-        embedder=_settings(EmbedderSettings, "EMBEDDER_") if settings.wait_embedder else None,
-        script_location=settings.migrations,
-    )
-    log = EventLog(fmt=settings.log_format)
-    try:
-        code = run_init(plan, log)
-    except Interrupted as stop:
-        log.warning("init.interrupted", signal=stop.signo, exit_code=stop.exit_code)
-        code = stop.exit_code
-    # The child's exit code is the init's: not an error, so no CodebaseMcpError.
-    sys.exit(code)
-
-
-def _settings(model: type[T], env_prefix: str, **given: Any) -> T:
-    """Build a settings model; a validation error names the variable to fix."""
-    from pydantic import ValidationError
-
-    try:
-        return model(**given)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        where = f"{env_prefix}{field.upper()}" if field else f"{env_prefix}* settings"
-        raise ConfigError(
-            f"invalid {where}: {first['msg']}",
-            hint=f"fix the {env_prefix}* environment variables or the matching options",
-        ) from exc
+    run(command, options)
 
 
 def health_url(port: str | None) -> str:

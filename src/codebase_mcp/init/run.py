@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
+from codebase_mcp.envconfig import DatabaseConfig, EmbedderConfig
 from codebase_mcp.init.backoff import Deadline
+from codebase_mcp.init.config import InitConfig
 from codebase_mcp.init.log import EventLog
-from codebase_mcp.init.settings import InitSettings
-from codebase_mcp.settings import DatabaseSettings, EmbedderSettings
 
+T = TypeVar("T")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
@@ -55,10 +57,10 @@ def stop_signals_interrupt() -> Iterator[None]:
 class InitPlan:
     """Everything the init does, decided up front from settings and the command line."""
 
-    settings: InitSettings
+    settings: InitConfig
     argv: Sequence[str]
-    database: DatabaseSettings | None = None  # None: no wait, no migration
-    embedder: EmbedderSettings | None = None  # None: no wait
+    database: DatabaseConfig | None = None  # None: no wait, no migration
+    embedder: EmbedderConfig | None = None  # None: no wait
     script_location: Path | None = None
 
 
@@ -102,21 +104,19 @@ def migrate(
     versions: frozenset[str] | None = None,
 ) -> None:
     """Skip when ``versions`` (from the wait, or read now) is the head; else upgrade (locked)."""
-    import asyncio
-
     from codebase_mcp import migrate as migrations
 
     location = script_location or migrations.default_script_location()
     start = time.monotonic()
     if versions is None:
-        current = asyncio.run(migrations.is_up_to_date(dsn, location))
+        current = _run_async(migrations.is_up_to_date(dsn, location))
     else:
         current = migrations.at_head(versions, location)
     if current is not None:
         log.info("migrate.skip", reason="already at head", revision=current)
         return
     log.info("migrate.start", script_location=str(location))
-    result = asyncio.run(migrations.upgrade_head(dsn, script_location=location))
+    result = _run_async(migrations.upgrade_head(dsn, script_location=location))
     log.info(
         "migrate.done",
         before=result.before,
@@ -124,6 +124,12 @@ def migrate(
         applied=result.applied,
         elapsed_s=round(time.monotonic() - start, 3),
     )
+
+
+def _run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    import asyncio  # not at module level: when the schema is at head nothing needs asyncio
+
+    return asyncio.run(coroutine)
 
 
 def run_init(plan: InitPlan, log: EventLog) -> int:

@@ -1,4 +1,10 @@
-"""The init's own settings (env prefix ``CODEBASE_MCP_INIT_``); the CLI options override them."""
+"""The init's own settings (env prefix ``CODEBASE_MCP_INIT_``); the CLI options override them.
+
+The source of truth for the init's settings. ``codebase-mcp init`` reads them through the
+stdlib mirror :class:`codebase_mcp.init.config.InitConfig` and builds this model only when
+the mirror cannot decide (unusual spelling or invalid value); a change here must be
+mirrored there, which ``tests/unit/init/test_envconfig.py`` enforces.
+"""
 
 from __future__ import annotations
 

@@ -6,16 +6,17 @@ purpose: ``time.sleep`` and blocking sockets are interrupted by the init's
 signal handlers (PEP 475 runs the handler, whose exception propagates), so a
 SIGTERM during the waits stops the init at once. Postgres probes run their
 asyncpg coroutine with :func:`asyncio.run`.
+
+asyncio/asyncpg and urllib.request are imported by the probe that uses them, not
+here: an init that waits for neither (``--no-wait-database``, ``--no-wait-embedder``)
+does not pay for them at start-up (docs/init.md, "Start-up time").
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,6 +140,8 @@ class PostgresProbe:
     versions: frozenset[str] | None = None
 
     def __call__(self, timeout: float) -> str:
+        import asyncio
+
         return asyncio.run(asyncio.wait_for(self._once(timeout), timeout))
 
     async def _once(self, timeout: float) -> str:
@@ -204,6 +207,8 @@ def has_model(tags: dict[str, Any], model: str) -> bool:
 
 
 def _get(url: str, timeout: float) -> bytes:
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
         body: bytes = response.read()
@@ -214,6 +219,8 @@ def pull_model(
     base_url: str, model: str, *, deadline: Deadline, timeout: float, log: EventLog
 ) -> None:
     """``POST /api/pull`` (streamed NDJSON), logging each new status and progress every second."""
+    import urllib.request
+
     body = json.dumps({"model": model, "stream": True}).encode()
     request = urllib.request.Request(  # noqa: S310
         f"{base_url}/api/pull",
