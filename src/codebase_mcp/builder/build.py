@@ -206,6 +206,7 @@ class Builder:
         return results
 
     def fetch(self, names: list[str]) -> int:
+        self.store.ensure_writable()
         lock = load_lock(self.root)
         count = 0
         for name in names:
@@ -222,6 +223,7 @@ class Builder:
         epoch: int,
     ) -> None:
         name = definition.name
+        self.store.ensure_writable()
         with ui.step(f"{name}: fetch and verify inputs"):
             paths = self.store.fetch_all(wanted(entry), progress=ui.info)
         with ui.step(f"{name}: root filesystem ({len(entry.debian.packages)} Debian packages)"):
