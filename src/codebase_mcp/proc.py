@@ -89,8 +89,10 @@ class Runner:
         if capture:
             stdout = subprocess.PIPE
         elif stdout_to_stderr:
+            # File descriptor 2, where the child's own stderr goes too (sys.stderr
+            # may be replaced by an object with no file descriptor, as in tests).
             sys.stderr.flush()
-            stdout = sys.stderr.fileno()
+            stdout = 2
         try:
             proc = subprocess.run(
                 args,
