@@ -228,6 +228,24 @@ class Builder:
             paths = self.store.fetch_all(wanted(entry), progress=ui.info)
         with ui.step(f"{name}: root filesystem ({len(entry.debian.packages)} Debian packages)"):
             rootfs = self.rootfs(definition, entry, paths, epoch, image_plan.rootfs_key)
+        try:
+            self._assemble(definition, entry, image_plan, paths, rootfs, epoch)
+        finally:
+            if not self.reuse_rootfs:
+                # verify's freshly made root filesystem is for this build only.
+                rootfs.unlink(missing_ok=True)
+
+    def _assemble(
+        self,
+        definition: ImageDefinition,
+        entry: ImageLock,
+        image_plan: planning.ImagePlan,
+        paths: dict[str, Path],
+        rootfs: Path,
+        epoch: int,
+    ) -> None:
+        """Context, buildah, canonical layer order."""
+        name = definition.name
         tmp_root = self.store.root / "tmp"
         tmp_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="context-", dir=tmp_root) as tmp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -169,3 +170,5 @@ def test_rebuild_from_empty_storage_is_bit_for_bit_identical(
         built["server"].image_id,
     ]
     assert all(r["identical"] for r in reports)
+    # The freshly made root filesystems were for the rebuild only.
+    assert not list((default_store() / "tmp").glob(f"verify-{os.getpid()}-*"))
