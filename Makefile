@@ -66,7 +66,7 @@ down: $(STAMP) ## stop the stack (keeps data; `codebase-mcp down --volumes` remo
 bench-build: $(STAMP) ## builder benchmark → bench/results/build.json
 	$(BIN)/python bench/bench_build.py
 
-bench-%: $(STAMP) ## any benchmark: bench-search, bench-init, bench-embedder, bench-up
+bench-%: $(STAMP) ## any benchmark: bench-search, bench-init, bench-embedder, bench-up, bench-rootless (root)
 	$(BIN)/python bench/bench_$*.py
 
 clean: ## remove .venv and caches (not the store)

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.integration.builder.test_build import copy_checkout
+from tests.support.checkout import copy_checkout
 
 from codebase_mcp.builder.build import Builder
 from codebase_mcp.builder.definitions import image_names
@@ -76,7 +76,8 @@ def measure(root: Path) -> None:
             f"{cold_result.size_bytes / 1e6:.0f} MB",
             flush=True,
         )
-    # App-only rebuild: one source file changes; OS and dependency layers come from cache.
+    # App-only rebuild: one source file changes (buildah has no layer cache: each
+    # stage is built again; the root filesystem comes from the store).
     Builder.create(root).build(["server"])
     with tempfile.TemporaryDirectory() as tmp:
         changed = copy_checkout(Path(tmp))

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from codebase_mcp.builder.store import default_store, writable_dir
 from codebase_mcp.proc import Runner
 
 Status = Literal["ok", "warn", "fail"]
@@ -58,6 +59,12 @@ class HostFacts:
     subgid: str
     tun_mode: int | None
     errors: dict[str, str] = field(default_factory=dict)
+    # Rootless builds: user namespaces (mmdebstrap --mode=unshare, buildah).
+    userns_max: int | None = None  # /proc/sys/user/max_user_namespaces
+    userns_clone: int | None = None  # Debian's kernel.unprivileged_userns_clone, if present
+    # The content-addressed store: every user needs one they can write.
+    store: str = ""
+    store_writable: bool = True
 
 
 def parse_version(text: str) -> tuple[int, ...] | None:
@@ -91,6 +98,7 @@ def gather(runner: Runner | None = None) -> HostFacts:
     ]
     conf = "\n".join(p.read_text() for p in conf_paths if p.is_file())
     tun = Path("/dev/net/tun")
+    store = default_store()
     return HostFacts(
         uid=os.getuid(),
         user=getpass.getuser(),
@@ -104,6 +112,10 @@ def gather(runner: Runner | None = None) -> HostFacts:
         subgid=_read(Path("/etc/subgid")),
         tun_mode=tun.stat().st_mode & 0o777 if tun.exists() else None,
         errors=errors,
+        userns_max=_read_int(Path("/proc/sys/user/max_user_namespaces")),
+        userns_clone=_read_int(Path("/proc/sys/kernel/unprivileged_userns_clone")),
+        store=str(store),
+        store_writable=writable_dir(store),
     )
 
 
@@ -111,12 +123,20 @@ def _read(path: Path) -> str:
     return path.read_text() if path.is_file() else ""
 
 
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def evaluate(facts: HostFacts) -> list[CheckResult]:
     results = [check_python(facts)]
     results += [check_program(facts, name) for name in APT_PACKAGES]
     results += [check_runtime(facts), check_ulimits(facts), check_storage(facts)]
+    results.append(check_store(facts))
     if facts.uid != 0:
-        results += [check_subids(facts), check_tun(facts)]
+        results += [check_subids(facts), check_userns(facts), check_tun(facts)]
     return results
 
 
@@ -207,31 +227,90 @@ def check_storage(facts: HostFacts) -> CheckResult:
         return CheckResult(
             "storage",
             "warn",
-            "vfs driver: builds work but use much more disk",
-            "install fuse-overlayfs or use a kernel with rootless overlay",
+            "vfs driver: images are the same as root's, but each build stage is a full "
+            "copy (slower, much more disk)",
+            "install fuse-overlayfs (and make /dev/fuse usable), or configure "
+            '`driver = "overlay"` in ~/.config/containers/storage.conf on a kernel with '
+            "rootless overlay; run `podman system reset` first, the storage is per driver",
         )
     return CheckResult("storage", "ok", f"{driver} driver")
 
 
+def check_store(facts: HostFacts) -> CheckResult:
+    if facts.store_writable:
+        return CheckResult("store", "ok", facts.store)
+    return CheckResult(
+        "store",
+        "fail",
+        f"{facts.store} is not writable by {facts.user}",
+        "every user builds into a store of their own: set CODEBASE_MCP_STORE (or "
+        "XDG_CACHE_HOME) to a directory you own; inputs are re-fetched or can be copied "
+        "from another store's sha256/ folder",
+    )
+
+
+# Rootless, a container's uids 1..N map to the user's subordinate ids: the images
+# have users up to 65534 (nobody; app is 10001), and podman maps 65536.
+MIN_SUBIDS = 65536
+
+
+def subid_count(text: str, user: str, uid: int) -> int:
+    """How many subordinate ids /etc/subuid (or subgid) gives ``user``."""
+    total = 0
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] in {user, str(uid)} and parts[2].isdigit():
+            total += int(parts[2])
+    return total
+
+
 def check_subids(facts: HostFacts) -> CheckResult:
-    missing = [
-        name
+    counts = {
+        name: subid_count(text, facts.user, facts.uid)
         for name, text in (("/etc/subuid", facts.subuid), ("/etc/subgid", facts.subgid))
-        if not any(
-            line.split(":")[0] in {facts.user, str(facts.uid)}
-            for line in text.splitlines()
-            if line.strip()
-        )
-    ]
+    }
+    fix = (
+        f"sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {facts.user} "
+        "(pick a range no other user has)"
+    )
+    missing = [name for name, count in counts.items() if count == 0]
     if missing:
         return CheckResult(
             "subuid/subgid",
             "fail",
             f"no range for {facts.user} in {', '.join(missing)} "
             "(rootless podman and mmdebstrap --mode=unshare need one)",
-            f"sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {facts.user}",
+            fix,
+        )
+    small = [f"{name} has {count}" for name, count in counts.items() if count < MIN_SUBIDS]
+    if small:
+        return CheckResult(
+            "subuid/subgid",
+            "fail",
+            f"{', '.join(small)} ids for {facts.user}; rootless podman maps {MIN_SUBIDS} "
+            "(the images have users up to 65534, nobody)",
+            fix,
         )
     return CheckResult("subuid/subgid", "ok", f"ranges for {facts.user}")
+
+
+def check_userns(facts: HostFacts) -> CheckResult:
+    if facts.userns_max == 0:
+        return CheckResult(
+            "user namespaces",
+            "fail",
+            "user.max_user_namespaces is 0: rootless buildah and mmdebstrap "
+            "--mode=unshare cannot start",
+            "sudo sysctl -w user.max_user_namespaces=15000 (and in /etc/sysctl.d/)",
+        )
+    if facts.userns_clone == 0:
+        return CheckResult(
+            "user namespaces",
+            "fail",
+            "kernel.unprivileged_userns_clone is 0: plain users cannot create user namespaces",
+            "sudo sysctl -w kernel.unprivileged_userns_clone=1 (and in /etc/sysctl.d/)",
+        )
+    return CheckResult("user namespaces", "ok", "available to plain users")
 
 
 def check_tun(facts: HostFacts) -> CheckResult:
@@ -240,7 +319,8 @@ def check_tun(facts: HostFacts) -> CheckResult:
     return CheckResult(
         "rootless network",
         "warn",
-        f"/dev/net/tun is mode {facts.tun_mode:o}: slirp4netns cannot start for a plain user",
+        f"/dev/net/tun is mode {facts.tun_mode:o}: slirp4netns cannot start for a plain user "
+        "(image builds do not need it: they run with --network none)",
         "sudo chmod 0666 /dev/net/tun (published ports of a rootless pod need it)",
     )
 

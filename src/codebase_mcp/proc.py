@@ -67,12 +67,32 @@ class Runner:
         input: str | None = None,
         timeout: float | None = None,
         hint: str | None = None,
+        inherit_env: bool = True,
+        stdout_to_stderr: bool = False,
     ) -> Result:
+        """Run ``argv``; ``env`` is added to this process's environment.
+
+        ``inherit_env=False``: the child sees ``env`` alone (hermetic builds must
+        not depend on the caller's variables). ``stdout_to_stderr``: with
+        ``capture=False``, the child's output goes to stderr, keeping stdout for
+        the command's own result (``--json``).
+        """
         args = tuple(os.fspath(a) for a in argv)
         self.calls.append(args)
         if self.echo if self.echo is not None else _echo:
             print(f"+ {quote(args)}", file=sys.stderr, flush=True)
-        full_env = None if env is None else {**os.environ, **env}
+        if inherit_env:
+            full_env = None if env is None else {**os.environ, **env}
+        else:
+            full_env = dict(env or {})
+        stdout: int | None = None
+        if capture:
+            stdout = subprocess.PIPE
+        elif stdout_to_stderr:
+            # File descriptor 2, where the child's own stderr goes too (sys.stderr
+            # may be replaced by an object with no file descriptor, as in tests).
+            sys.stderr.flush()
+            stdout = 2
         try:
             proc = subprocess.run(
                 args,
@@ -80,7 +100,7 @@ class Runner:
                 env=full_env,
                 input=input,
                 text=True,
-                stdout=subprocess.PIPE if capture else None,
+                stdout=stdout,
                 stderr=subprocess.PIPE if capture else None,
                 timeout=timeout,
                 check=False,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from codebase_mcp.errors import CommandFailed, ToolMissing
@@ -29,3 +31,29 @@ def test_calls_are_recorded_and_quoted() -> None:
     assert result.stdout == "a b\n"
     assert runner.calls == [("python3", "-c", "print('a b')")]
     assert quote(["echo", "a b"]) == "echo 'a b'"
+
+
+def test_without_inherit_env_the_child_sees_only_what_it_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    code = "import os, sys; print(sorted(k for k in os.environ if k != 'LC_CTYPE'))"
+    result = Runner().run(
+        [sys.executable, "-c", code],
+        env={"ONLY": "this", "PATH": "/usr/bin:/bin"},
+        inherit_env=False,
+    )
+    assert result.stdout.strip() == "['ONLY', 'PATH']"
+    inherited = Runner().run([sys.executable, "-c", code], env={"ONLY": "this"})
+    assert "PYTHONDONTWRITEBYTECODE" in inherited.stdout
+
+
+def test_stdout_to_stderr_keeps_stdout_for_the_result(capfd: pytest.CaptureFixture[str]) -> None:
+    Runner().run(
+        [sys.executable, "-c", "print('STEP 1/2: FROM scratch')"],
+        capture=False,
+        stdout_to_stderr=True,
+    )
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "STEP 1/2: FROM scratch" in err

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from codebase_mcp import __version__, ui
-from codebase_mcp.builder import debian
+from codebase_mcp.builder import debian, layers
 from codebase_mcp.builder import plan as planning
 from codebase_mcp.builder.definitions import (
     ImageDefinition,
@@ -75,6 +75,7 @@ class Builder:
         containerfile = planning.render_containerfile(
             definition, image_dir, planning.template_variables(definition, entry, epoch, python_ctx)
         )
+        planning.check_layers_driver_independent(name, containerfile)
         provenance = self._provenance(definition)
         digest = planning.input_hash(
             provenance=provenance,
@@ -106,13 +107,11 @@ class Builder:
         paths = [f"images/{definition.name}", "images/_shared", "build/lock.json"]
         if definition.project is not None:
             paths += [p.split("*", 1)[0].rstrip("/") or "." for p in definition.project.files]
+        git = git_argv(self.root)
         revision = self.runner.run(
-            ["git", "-C", str(self.root), "log", "-1", "--format=%H", "--", *sorted(set(paths))],
-            check=False,
+            [*git, "log", "-1", "--format=%H", "--", *sorted(set(paths))], check=False
         )
-        source = self.runner.run(
-            ["git", "-C", str(self.root), "config", "--get", "remote.origin.url"], check=False
-        )
+        source = self.runner.run([*git, "config", "--get", "remote.origin.url"], check=False)
         return {
             "revision": revision.stdout.strip() if revision.returncode == 0 else "",
             "source": source.stdout.strip() if source.returncode == 0 else "",
@@ -207,6 +206,7 @@ class Builder:
         return results
 
     def fetch(self, names: list[str]) -> int:
+        self.store.ensure_writable()
         lock = load_lock(self.root)
         count = 0
         for name in names:
@@ -223,10 +223,29 @@ class Builder:
         epoch: int,
     ) -> None:
         name = definition.name
+        self.store.ensure_writable()
         with ui.step(f"{name}: fetch and verify inputs"):
             paths = self.store.fetch_all(wanted(entry), progress=ui.info)
         with ui.step(f"{name}: root filesystem ({len(entry.debian.packages)} Debian packages)"):
             rootfs = self.rootfs(definition, entry, paths, epoch, image_plan.rootfs_key)
+        try:
+            self._assemble(definition, entry, image_plan, paths, rootfs, epoch)
+        finally:
+            if not self.reuse_rootfs:
+                # verify's freshly made root filesystem is for this build only.
+                rootfs.unlink(missing_ok=True)
+
+    def _assemble(
+        self,
+        definition: ImageDefinition,
+        entry: ImageLock,
+        image_plan: planning.ImagePlan,
+        paths: dict[str, Path],
+        rootfs: Path,
+        epoch: int,
+    ) -> None:
+        """Context, buildah, canonical layer order."""
+        name = definition.name
         tmp_root = self.store.root / "tmp"
         tmp_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="context-", dir=tmp_root) as tmp:
@@ -243,7 +262,17 @@ class Builder:
                         no_cache=self.no_cache,
                     ),
                     capture=False,
+                    stdout_to_stderr=True,  # stdout carries --json
                     hint="rerun with `codebase-mcp -v image build` to see every command",
+                )
+            with ui.step(f"{name}: layers in canonical order"):
+                image_id = layers.canonicalise_image(
+                    self.runner, self.storage_args, image_plan.ref, context
+                )
+                ui.info(
+                    "    already in walk order"
+                    if image_id is None
+                    else f"    reordered (this storage driver sorts paths): {image_id[:12]}"
                 )
 
     def rootfs(
@@ -263,7 +292,6 @@ class Builder:
             ui.info(f"    cached root filesystem {cached.name}")
             return cached
         cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=self.store.root))
         work.chmod(0o755)  # the unshared user must reach the repository
         try:
@@ -280,9 +308,13 @@ class Builder:
             self.runner.run(
                 debian.build_argv(definition.debian, mode, repo, out, epoch),
                 env=debian.build_env(epoch),
+                inherit_env=False,
                 hint="mmdebstrap failed; as a plain user it needs /etc/subuid and /etc/subgid "
                 "ranges (`codebase-mcp doctor`)",
             )
+            devices = debian.device_members(out)
+            if devices:
+                self.runner.run(debian.delete_members_argv(out, devices))
             check_installed(out, entry)
             out.chmod(0o444)
             out.replace(cached)
@@ -306,7 +338,10 @@ class Builder:
         for rel in definition.context_files:
             target = context / "files" / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(image_dir / rel, target)
+            shutil.copyfile(image_dir / rel, target)
+            # COPY keeps the mode; the checkout's depends on the umask of whoever
+            # cloned it (0775 vs 0755): keep only what git records, the x bit.
+            target.chmod(normal_mode(image_dir / rel))
         if entry.python is not None:
             wheels_dir = context / "python" / "wheels"
             tools_dir = context / "python" / "tools"
@@ -331,6 +366,10 @@ class Builder:
             )
 
 
+# Bump when the tarball is post-processed differently (2: device nodes removed).
+ROOTFS_FORMAT = 2
+
+
 def rootfs_key(definition: ImageDefinition, entry: ImageLock, epoch: int) -> str:
     """What the root filesystem is made of: the .debs and the exact mmdebstrap recipe."""
     recipe = debian.build_argv(definition.debian, "MODE", Path("/REPO"), Path("/OUT"), epoch)
@@ -341,6 +380,7 @@ def rootfs_key(definition: ImageDefinition, entry: ImageLock, epoch: int) -> str
                 # The mode is not part of the key: root and rootless give the same bytes.
                 "recipe": [a for a in recipe if not a.startswith("--mode=")],
                 "epoch": epoch,
+                "format": ROOTFS_FORMAT,
             }
         )
     )
@@ -355,6 +395,22 @@ def wanted(entry: ImageLock) -> list[Wanted]:
         for w in [*entry.python.wheels, *entry.python.no_deps, *entry.python.tools]:
             items.append(Wanted(f"wheel {w.filename}", w.sha256, (w.url,)))
     return items
+
+
+def git_argv(root: Path) -> list[str]:
+    """git reading the checkout's history, whoever owns it.
+
+    git refuses a repository owned by another user ("dubious ownership"), and
+    the revision label would silently go missing: a rootless build of a shared
+    checkout would differ from its owner's. The builder already trusts this
+    checkout (it runs its hooks), so it is declared safe for this one call.
+    """
+    return ["git", "-c", f"safe.directory={root.resolve()}", "-C", str(root)]
+
+
+def normal_mode(path: Path) -> int:
+    """0755 for an executable file, else 0644: what git records, umask aside."""
+    return 0o755 if path.stat().st_mode & 0o111 else 0o644
 
 
 def link(source: Path, target: Path) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
-from collections.abc import Iterator
+import tarfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -107,10 +108,14 @@ def reproducibility_hooks(inputs: DebianInputs, epoch: int) -> list[str]:
         '"$1/etc/shadow"',
         # Debian compiles .pyc at install time with timestamps and in an order
         # that differs between root and rootless builds: recompile them all
-        # deterministically (hash-based, never re-checked).
+        # deterministically (hash-based, never re-checked). `env -i` and -B: the
+        # modules compileall itself imports must not be written by the import
+        # system first (timestamp-based, and only when the caller's environment
+        # lacks PYTHONDONTWRITEBYTECODE); -f: rewrite any that were.
         'find "$1" -xdev -name __pycache__ -type d -prune -exec rm -rf {} +; '
-        'if [ -x "$1/usr/bin/python3" ]; then chroot "$1" env PYTHONHASHSEED=0 '
-        "/usr/bin/python3 -m compileall -q -j1 --invalidation-mode unchecked-hash "
+        'if [ -x "$1/usr/bin/python3" ]; then chroot "$1" env -i PATH=/usr/bin:/bin '
+        "PYTHONHASHSEED=0 /usr/bin/python3 -B -m compileall -f -q -j1 "
+        "--invalidation-mode unchecked-hash "
         "/usr/lib/python3 $(cd \"$1\" && ls -d usr/lib/python3.* | sed 's|^|/|'); fi",
     ]
 
@@ -128,8 +133,35 @@ def build_argv(inputs: DebianInputs, mode: str, repo: Path, output: Path, epoch:
     ]
 
 
-def build_env(epoch: int) -> dict[str, str]:
-    return {"SOURCE_DATE_EPOCH": str(epoch), "LC_ALL": "C.UTF-8", "TZ": "UTC"}
+# The only host variables mmdebstrap sees at build time: where programs and the
+# user's home are, and where temporary files go. Anything else (PYTHON*, LANG,
+# proxies, APT_CONFIG...) could reach maintainer scripts and hooks and make the
+# root filesystem depend on who runs the build.
+HOST_ENV_KEPT = ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR")
+
+
+def build_env(epoch: int, host: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The complete environment of the build-time mmdebstrap (run with inherit_env=False)."""
+    host = os.environ if host is None else host
+    kept = {key: host[key] for key in HOST_ENV_KEPT if key in host}
+    kept.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    return {**kept, "SOURCE_DATE_EPOCH": str(epoch), "LC_ALL": "C.UTF-8", "TZ": "UTC"}
+
+
+# --- device nodes ----------------------------------------------------------------
+def device_members(rootfs_tar: Path) -> list[str]:
+    """The character and block devices in a tarball (mmdebstrap adds /dev/null & co.).
+
+    A plain user cannot create device nodes: buildah skips them when it unpacks
+    the root filesystem rootless, so a root build would have them and a rootless
+    one not. The runtime mounts its own /dev, so the image does without them.
+    """
+    with tarfile.open(rootfs_tar) as tar:
+        return [m.name for m in tar if m.ischr() or m.isblk()]
+
+
+def delete_members_argv(rootfs_tar: Path, members: list[str]) -> list[str]:
+    return ["tar", "--delete", "--file", str(rootfs_tar), "--", *members]
 
 
 # --- reading what apt chose ---------------------------------------------------

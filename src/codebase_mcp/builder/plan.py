@@ -20,7 +20,7 @@ from codebase_mcp.errors import TemplateError
 REF_PREFIX = "localhost/codebase-mcp-"
 HASH_LABEL = "io.codebase-mcp.input-hash"
 # Bump when the builder changes how images are made: it is part of every input hash.
-BUILDER_FORMAT = 3
+BUILDER_FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,78 @@ def render_containerfile(
             f"{image_dir / definition.template}:{line}: {exc.message}",
             hint="the variables a template can use are listed in docs/builder.md",
         ) from exc
+
+
+def instructions(containerfile: str) -> list[tuple[str, str]]:
+    """The Containerfile's instructions as (KEYWORD, arguments): comments dropped,
+    continuation lines joined."""
+    result: list[tuple[str, str]] = []
+    pending = ""
+    for line in containerfile.splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):  # a comment inside a continued instruction
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        text = (pending + stripped).strip()
+        pending = ""
+        if text:
+            keyword, _, rest = text.partition(" ")
+            result.append((keyword.upper(), rest.strip()))
+    if pending.strip():
+        keyword, _, rest = pending.strip().partition(" ")
+        result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+def image_stages(steps: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """The stages whose layers the image is made of: the last one, the stage it
+    starts FROM, and so on; build stages only copied from are left out."""
+    stages: list[tuple[str, str, list[tuple[str, str]]]] = []  # (name, base, steps)
+    for keyword, args in steps:
+        if keyword == "FROM":
+            words = args.split()
+            base = next((w for w in words if not w.startswith("--")), "")
+            alias = words[-1] if len(words) >= 3 and words[-2].upper() == "AS" else ""
+            stages.append((alias, base, []))
+        elif stages:
+            stages[-1][2].append((keyword, args))
+    chain: list[list[tuple[str, str]]] = []
+    by_name = {alias: (base, body) for alias, base, body in stages if alias}
+    if stages:
+        _, base, body = stages[-1]
+        chain.append(body)
+        while base in by_name and len(chain) <= len(stages):
+            base, body = by_name[base]
+            chain.append(body)
+    return chain
+
+
+def check_layers_driver_independent(name: str, containerfile: str) -> None:
+    """No stage the image is made of may RUN anything.
+
+    A RUN layer is a diff computed by the storage driver, and drivers differ:
+    overlay's native diff (root) records directories a step only touched
+    (/run for buildah's .containerenv mount point, /tmp), vfs (rootless) does
+    not. ADD and COPY layers hold what they copy, whatever the driver.
+    """
+    runs = [
+        args
+        for stage in image_stages(instructions(containerfile))
+        for kw, args in stage
+        if kw == "RUN"
+    ]
+    if runs:
+        raise TemplateError(
+            f"image '{name}': a stage the image is made of runs `RUN {runs[0][:60]}`; "
+            "a RUN layer's bytes depend on the storage driver (overlay as root, vfs "
+            "rootless), so root and rootless builds would differ",
+            hint="run it in a build stage (`FROM … AS name`) and `COPY --from=name` what it "
+            "makes, as images/_shared/python.j2 does",
+        )
 
 
 def _template_line(exc: BaseException) -> str:
@@ -181,18 +253,21 @@ def buildah_argv(
         "--network",
         "none",
         "--pull-never",
-        "--layers",
+        # No --layers: each stage is committed once, as one layer (the templates
+        # use a stage per layer), instead of one commit per instruction, each
+        # a full copy of the image with the vfs driver (rootless). Its cache
+        # never matched anyway: it compares history, which is omitted.
         "--timestamp",
         str(epoch),
         "--identity-label=false",
-        # buildah 1.28 with --layers points base.digest at a cached intermediate
-        # image (buildah#4657), which differs between builds; FROM scratch has no base.
+        # buildah 1.28 points base.digest at the intermediate image of the stage
+        # the image starts from (buildah#4657); the image has no base to name.
         "--annotation",
         "org.opencontainers.image.base.digest=",
         "--annotation",
         "org.opencontainers.image.base.name=",
-        # With --layers, history comments name the cached intermediate images
-        # ("FROM 1a2b…"), whose IDs differ between builds that RUN something.
+        # History comments name intermediate images ("FROM 1a2b…"), whose IDs
+        # differ between builds that RUN something.
         "--omit-history",
         "--file",
         str(context / "Containerfile"),

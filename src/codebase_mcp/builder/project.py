@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from codebase_mcp.builder.definitions import canonical_json, sha256_text
@@ -29,9 +28,17 @@ def project_files(root: Path, patterns: list[str]) -> list[Path]:
 
 
 def files_digest(root: Path, files: list[Path]) -> str:
-    """One hash over the paths, contents and executable bits of ``files``."""
-    entries = [[str(f), file_sha256(root / f), os.access(root / f, os.X_OK)] for f in files]
+    """One hash over the paths, contents and executable bits of ``files``.
+
+    The bit is read from the mode, not with os.access: access depends on who
+    asks (a root-owned 0744 file is executable for root only), the hash must not.
+    """
+    entries = [[str(f), file_sha256(root / f), executable(root / f)] for f in files]
     return sha256_text(canonical_json(entries))
+
+
+def executable(path: Path) -> bool:
+    return bool(path.stat().st_mode & 0o111)
 
 
 def wheel_argv(python: str, out_dir: Path) -> list[str]:

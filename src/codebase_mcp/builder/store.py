@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from codebase_mcp.errors import FetchError, HashMismatch
+from codebase_mcp.errors import ConfigError, FetchError, HashMismatch
 
 CHUNK = 1 << 20
 
@@ -41,6 +41,14 @@ def default_store() -> Path:
     return Path(cache) / "codebase-mcp" / "store"
 
 
+def writable_dir(path: Path) -> bool:
+    """Whether this user can write ``path`` or create it (in its nearest existing parent)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK)
+    return False
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -55,6 +63,15 @@ class Store:
 
     def path(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256
+
+    def ensure_writable(self) -> None:
+        """A clear error, not a traceback, when this user cannot write the store."""
+        if not writable_dir(self.root):
+            raise ConfigError(
+                f"the store {self.root} is not writable by this user",
+                hint="every user builds into a store of their own: set CODEBASE_MCP_STORE "
+                "(or XDG_CACHE_HOME) to a directory you own (`codebase-mcp doctor` checks it)",
+            )
 
     def has(self, sha256: str) -> bool:
         return self.path(sha256).is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from codebase_mcp.builder.store import Store, default_store
 from codebase_mcp.builder.verify import verify_images
 from codebase_mcp.errors import HashMismatch
 from codebase_mcp.proc import Runner
+from tests.support.checkout import copy_checkout
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
@@ -29,19 +31,6 @@ def layers(ref: str) -> list[str]:
 
 def exists(ref: str) -> bool:
     return subprocess.run(["podman", "image", "exists", ref]).returncode == 0
-
-
-def copy_checkout(target: Path) -> Path:
-    """The parts of the checkout the builder reads, to change without touching the repo."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("pyproject.toml", "README.md", ".gitignore"):
-        shutil.copy2(REPO / name, target / name)
-    for name in ("src", "migrations", "images"):
-        shutil.copytree(REPO / name, target / name, ignore=ignore)
-    (target / "build").mkdir()
-    shutil.copy2(REPO / "build" / "lock.json", target / "build" / "lock.json")
-    return target
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +170,5 @@ def test_rebuild_from_empty_storage_is_bit_for_bit_identical(
         built["server"].image_id,
     ]
     assert all(r["identical"] for r in reports)
+    # The freshly made root filesystems were for the rebuild only.
+    assert not list((default_store() / "tmp").glob(f"verify-{os.getpid()}-*"))

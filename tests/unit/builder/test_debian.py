@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,55 @@ def test_release_file_names_suite_and_hash() -> None:
     assert "Suite: trixie\n" in text and "Codename: trixie\n" in text
     assert "Date: Thu, 01 Jan 1970 00:00:00 UTC" in text
     assert " 11 Packages" in text
+
+
+def test_build_env_keeps_only_where_things_are(tmp_path: Path) -> None:
+    host = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/home/dev",
+        "TMPDIR": "/var/tmp",
+        "PYTHONDONTWRITEBYTECODE": "1",  # made root builds' .pyc differ from rootless ones
+        "LANG": "de_DE.UTF-8",
+        "https_proxy": "http://proxy:3128",
+    }
+    env = debian.build_env(86400, host)
+    assert env == {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/home/dev",
+        "TMPDIR": "/var/tmp",
+        "SOURCE_DATE_EPOCH": "86400",
+        "LC_ALL": "C.UTF-8",
+        "TZ": "UTC",
+    }
+    assert debian.build_env(1, {})["PATH"].startswith("/usr/local/sbin:")
+
+
+def test_pyc_hook_recompiles_everything_in_a_clean_environment() -> None:
+    hooks = debian.reproducibility_hooks(DebianInputs(packages=["python3"]), 0)
+    (pyc,) = [h for h in hooks if "compileall" in h]
+    # Nothing from the caller's environment (PYTHONDONTWRITEBYTECODE, PYTHONPYCACHEPREFIX)...
+    assert 'chroot "$1" env -i PATH=/usr/bin:/bin PYTHONHASHSEED=0 /usr/bin/python3 -B' in pyc
+    # ...and no timestamp-based .pyc written by the import system survives.
+    assert "-m compileall -f " in pyc and "--invalidation-mode unchecked-hash" in pyc
+
+
+def test_device_nodes_are_found_and_deleted_by_name(tmp_path: Path) -> None:
+    tar_path = tmp_path / "rootfs.tar"
+    with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind in (
+            ("./dev", tarfile.DIRTYPE),
+            ("./dev/null", tarfile.CHRTYPE),
+            ("./dev/fd", tarfile.SYMTYPE),
+            ("./dev/loop0", tarfile.BLKTYPE),
+            ("./etc", tarfile.DIRTYPE),
+        ):
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            tar.addfile(info)
+    members = debian.device_members(tar_path)
+    assert members == ["./dev/null", "./dev/loop0"]
+    argv = debian.delete_members_argv(tar_path, members)
+    assert argv == ["tar", "--delete", "--file", str(tar_path), "--", *members]
+    subprocess.run(argv, check=True)
+    with tarfile.open(tar_path) as tar:
+        assert tar.getnames() == ["./dev", "./dev/fd", "./etc"]

@@ -8,7 +8,9 @@ from click.testing import CliRunner
 
 from codebase_mcp import doctor
 from codebase_mcp.builder.diff import compare
+from codebase_mcp.builder.store import Store, writable_dir
 from codebase_mcp.cli import cli, main
+from codebase_mcp.errors import ConfigError
 
 
 def lock_with(version: str, wheel_version: str) -> dict[str, object]:
@@ -145,3 +147,59 @@ def test_lock_check_passes_then_names_the_stale_entry(
         main(["image", "lock", "--check", "--root", str(project)])
     assert info.value.code == 13
     assert "images.demo.debian.packages" in capsys.readouterr().err
+
+
+ROOTLESS = dict(
+    uid=1000,
+    user="dev",
+    subuid="dev:100000:65536\n",
+    subgid="dev:100000:65536\n",
+    userns_max=15000,
+    userns_clone=1,
+    podman_info={
+        "host": {"ociRuntime": {"name": "runc"}, "cgroupVersion": "v2"},
+        "store": {"graphDriverName": "vfs"},
+    },
+)
+
+
+def test_doctor_rootless_host_with_vfs_only_warns() -> None:
+    results = by_name(doctor.evaluate(facts(**ROOTLESS)))
+    assert {n for n, r in results.items() if r.status != "ok"} == {"storage"}
+    assert results["storage"].status == "warn"
+    assert "same as root's" in results["storage"].detail
+    assert results["user namespaces"].status == "ok"
+
+
+def test_doctor_rootless_subuid_range_too_small_fails() -> None:
+    small = {**ROOTLESS, "subuid": "dev:100000:1000\n", "subgid": "1000:100000:65536\n"}
+    result = by_name(doctor.evaluate(facts(**small)))["subuid/subgid"]
+    assert result.status == "fail" and "/etc/subuid has 1000" in result.detail
+    assert "usermod --add-subuids" in result.fix
+    assert doctor.subid_count("dev:1:10\nother:5:99\n1000:20:5\n", "dev", 1000) == 15
+
+
+@pytest.mark.parametrize(
+    ("over", "fix"),
+    [
+        ({"userns_max": 0}, "user.max_user_namespaces"),
+        ({"userns_clone": 0}, "kernel.unprivileged_userns_clone=1"),
+    ],
+)
+def test_doctor_rootless_needs_user_namespaces(over: dict[str, int], fix: str) -> None:
+    result = by_name(doctor.evaluate(facts(**{**ROOTLESS, **over})))["user namespaces"]
+    assert result.status == "fail" and fix in result.fix
+
+
+def test_doctor_store_not_writable_fails_for_anyone() -> None:
+    result = by_name(doctor.evaluate(facts(store="/root/.cache/x", store_writable=False)))["store"]
+    assert result.status == "fail" and "CODEBASE_MCP_STORE" in result.fix
+
+
+def test_store_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert writable_dir(tmp_path / "new" / "store")
+    with pytest.raises(ConfigError, match="not writable") as info:
+        Store(blocker / "store").ensure_writable()
+    assert info.value.hint and "CODEBASE_MCP_STORE" in info.value.hint

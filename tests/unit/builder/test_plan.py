@@ -4,8 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from codebase_mcp.builder.build import Builder, rootfs_key
-from codebase_mcp.builder.plan import ImagePlan, buildah_argv, requirements_text
+from codebase_mcp.builder.build import Builder, git_argv, normal_mode, rootfs_key
+from codebase_mcp.builder.plan import (
+    ImagePlan,
+    buildah_argv,
+    check_layers_driver_independent,
+    image_stages,
+    instructions,
+    requirements_text,
+)
+from codebase_mcp.builder.project import files_digest
 from codebase_mcp.errors import DefinitionError, LockOutOfDate, TemplateError, UnknownImage
 from codebase_mcp.proc import Runner
 
@@ -134,3 +142,99 @@ def test_rootfs_key_ignores_mode_but_not_packages(project: Path) -> None:
         update={"debian": entry.debian.model_copy(update={"packages": entry.debian.packages[:1]})}
     )
     assert rootfs_key(definition, fewer, 1) != key
+
+
+STAGED = """FROM scratch AS os
+ADD rootfs.tar /
+FROM os AS build
+RUN --mount=type=bind,source=.,target=/mnt \\
+    make install
+FROM os AS with-tools
+COPY --from=build /usr/local /usr/local
+FROM with-tools
+COPY files/entry.sh /entry.sh
+ENV A="1" \\
+    B="2"
+"""
+
+
+def test_instructions_join_continuations_and_drop_comments() -> None:
+    steps = instructions("# c\nFROM x AS y\nRUN a \\\n  # inner\n  && b\n\nENV A=1\n")
+    assert steps == [("FROM", "x AS y"), ("RUN", "a  && b"), ("ENV", "A=1")]
+
+
+def test_image_stages_follow_the_from_chain_and_skip_build_stages() -> None:
+    chain = image_stages(instructions(STAGED))
+    assert [[kw for kw, _ in stage] for stage in chain] == [["COPY", "ENV"], ["COPY"], ["ADD"]]
+    check_layers_driver_independent("demo", STAGED)  # RUN only in a build stage: fine
+
+
+@pytest.mark.parametrize(
+    "containerfile",
+    [
+        STAGED + "RUN chmod +x /entry.sh\n",  # in the image's own stage
+        STAGED.replace("FROM os AS with-tools\n", "FROM os AS with-tools\nRUN true\n"),
+        "FROM scratch\nADD rootfs.tar /\nRUN true\n",
+    ],
+)
+def test_run_in_a_stage_the_image_is_made_of_is_refused(containerfile: str) -> None:
+    with pytest.raises(TemplateError, match="storage driver") as info:
+        check_layers_driver_independent("demo", containerfile)
+    assert info.value.hint and "COPY --from" in info.value.hint
+
+
+def test_every_real_image_is_made_of_add_and_copy_layers_only() -> None:
+    repo = Path(__file__).resolve().parents[3]
+    builder = Builder.create(repo, store=repo / ".no-store")
+    for name in ("postgres", "server", "embedder"):
+        containerfile = builder.plan(name)[2].containerfile  # runs the check itself
+        layer_steps = [
+            kw
+            for stage in image_stages(instructions(containerfile))
+            for kw, _ in stage
+            if kw in {"ADD", "COPY", "RUN"}
+        ]
+        assert layer_steps and set(layer_steps) <= {"ADD", "COPY"}, name
+    chain = image_stages(instructions(builder.plan("server")[2].containerfile))
+    assert len(chain) == 3  # OS / dependencies / project: one stage per layer
+
+
+def test_buildah_commits_once_per_stage(project: Path) -> None:
+    argv = buildah_argv(planned(project), Path("/ctx"), 1)
+    assert "--layers" not in argv  # one commit per instruction: a full copy each with vfs
+    assert "--omit-history" in argv
+
+
+def test_rootfs_key_changes_with_the_tarball_format(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    definition, entry, _ = Builder.create(project, store=project / "store").plan("demo")
+    key = rootfs_key(definition, entry, 1)
+    monkeypatch.setattr("codebase_mcp.builder.build.ROOTFS_FORMAT", 99)
+    assert rootfs_key(definition, entry, 1) != key
+
+
+def test_git_reads_a_checkout_owned_by_someone_else(tmp_path: Path) -> None:
+    argv = git_argv(tmp_path / "repo" / "..")
+    assert argv[:3] == ["git", "-c", f"safe.directory={tmp_path}"]
+    assert argv[3:] == ["-C", str(tmp_path / "repo" / "..")]
+
+
+@pytest.mark.parametrize(("mode", "normal"), [(0o775, 0o755), (0o744, 0o755), (0o664, 0o644)])
+def test_context_file_modes_keep_only_the_executable_bit(
+    tmp_path: Path, mode: int, normal: int
+) -> None:
+    path = tmp_path / "entry.sh"
+    path.write_text("#!/bin/sh\n")
+    path.chmod(mode)
+    assert normal_mode(path) == normal
+
+
+def test_project_digest_reads_the_executable_bit_from_the_mode(tmp_path: Path) -> None:
+    script = tmp_path / "run.sh"
+    script.write_text("x")
+    digests = {}
+    for mode in (0o744, 0o755, 0o644):
+        script.chmod(mode)
+        digests[mode] = files_digest(tmp_path, [Path("run.sh")])
+    assert digests[0o744] == digests[0o755] != digests[0o644]
