@@ -174,19 +174,9 @@ def link_tree(source: Path, target: Path) -> None:
 
 
 def stage_checkout(target: Path) -> None:
-    """REPO's inputs with REPO's git history and origin: the same input hash as REPO."""
+    """REPO's inputs with REPO's git history: the same input hash as REPO."""
     subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(REPO), str(target)], check=True)
     copy_checkout(target)
-    origin = subprocess.run(
-        ["git", "-C", str(REPO), "config", "--get", "remote.origin.url"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    git = ["git", "-C", str(target), "remote"]
-    if origin:
-        subprocess.run([*git, "set-url", "origin", origin], check=True)
-    else:
-        subprocess.run([*git, "remove", "origin"], check=True)
 
 
 def seed_store(user: BuildUser, image: str) -> None:

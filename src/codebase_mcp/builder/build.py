@@ -11,6 +11,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from codebase_mcp import __version__, ui
 from codebase_mcp.builder import debian, layers
@@ -103,6 +104,9 @@ class Builder:
 
         The commit is the last one that touched this image's inputs (not HEAD), so
         commits elsewhere in the tree leave the image, and its digest, unchanged.
+        The repository URL is the one pyproject.toml declares, not this clone's
+        ``remote.origin.url``: a fork, an SSH clone or a CI checkout must not
+        change the image.
         """
         paths = [f"images/{definition.name}", "images/_shared", "build/lock.json"]
         if definition.project is not None:
@@ -111,10 +115,16 @@ class Builder:
         revision = self.runner.run(
             [*git, "log", "-1", "--format=%H", "--", *sorted(set(paths))], check=False
         )
-        source = self.runner.run([*git, "config", "--get", "remote.origin.url"], check=False)
+        shallow = self.runner.run([*git, "rev-parse", "--is-shallow-repository"], check=False)
+        if shallow.stdout.strip() == "true":
+            ui.warn(
+                "this is a shallow clone: the revision label (the last commit touching the "
+                f"inputs of {definition.name}) may be wrong, and the image differ from a full "
+                "clone's; `git fetch --unshallow` (CI: fetch-depth 0)"
+            )
         return {
             "revision": revision.stdout.strip() if revision.returncode == 0 else "",
-            "source": source.stdout.strip() if source.returncode == 0 else "",
+            "source": source_url(load_pyproject(self.root)),
         }
 
     def _project_digest(self, definition: ImageDefinition) -> str | None:
@@ -368,6 +378,15 @@ class Builder:
 
 # Bump when the tarball is post-processed differently (2: device nodes removed).
 ROOTFS_FORMAT = 2
+
+
+def source_url(pyproject: dict[str, Any]) -> str:
+    """``[project.urls]``'s Source (or Repository): the committed home of the sources."""
+    urls = pyproject.get("project", {}).get("urls", {})
+    for key in ("Source", "Repository", "source", "repository"):
+        if isinstance(urls.get(key), str):
+            return str(urls[key])
+    return ""
 
 
 def rootfs_key(definition: ImageDefinition, entry: ImageLock, epoch: int) -> str:
