@@ -76,6 +76,9 @@ class ServerSettings(BaseSettings):
     ef_search: int = Field(default=100, ge=10, le=1000)
     # Time the full-text half of hybrid search may take; past it, vector-only (0: no limit).
     text_search_budget_ms: int = Field(default=40, ge=0)
+    # Chunks (estimated from Postgres' statistics) the full-text half may rank: the
+    # rarest query words that fit select them (0: no cap, every word selects).
+    text_search_max_cost: int = Field(default=2000, ge=0)
     max_limit: int = Field(default=100, ge=1)
     context_lines: int = Field(default=2, ge=0, le=20)
 

@@ -163,10 +163,13 @@ async def test_text_search_over_budget_falls_back_to_nothing() -> None:
         async def execute(self, sql: str) -> None:
             executed.append(sql)
 
+        async def fetchval(self, sql: str, *args: Any) -> Any:
+            return ["pars", "config"]  # the query's lexemes
+
         async def fetch(self, *args: Any) -> list[Any]:
             raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
 
-    hits = await text_search(
+    result = await text_search(
         SlowConnection(),  # type: ignore[arg-type]
         Project("p", "m", 2),
         "parse config",
@@ -175,5 +178,24 @@ async def test_text_search_over_budget_falls_back_to_nothing() -> None:
         10,
         budget_ms=40,
     )
-    assert hits == []
+    assert (result.hits, result.status) == ([], "over_budget")
     assert executed == ["SET LOCAL statement_timeout = 40"]
+
+
+async def test_text_search_without_words_asks_nothing() -> None:
+    from codebase_mcp.server.db import Project
+    from codebase_mcp.server.search import text_search
+
+    class NoConnection:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"no query expected, got {name}")
+
+    result = await text_search(
+        NoConnection(),  # type: ignore[arg-type]
+        Project("p", "m", 2),
+        "!! ?",
+        [1.0, 0.0],
+        Filters(),
+        10,
+    )
+    assert (result.hits, result.status) == ([], "no_words")
