@@ -63,6 +63,10 @@ class ServerSettings(BaseSettings):
     embed_batch_size: int = Field(default=64, ge=1, le=2048)
     embed_timeout: float = Field(default=120.0, gt=0)
     write_batch_files: int = Field(default=200, ge=1)
+    # A first index of at least this many chunks, when writing is slower than
+    # embedding, loads without the HNSW index and builds it at the end (0: never).
+    defer_index_min_chunks: int = Field(default=5000, ge=0)
+    index_build_memory_mb: int = Field(default=256, ge=0)  # maintenance_work_mem of a build
 
     # Jobs.
     workers: int = Field(default=1, ge=0, le=16)  # 0: this replica never indexes

@@ -1,10 +1,11 @@
-"""The full-text query planner (which words select the chunks to rank): pure
-functions, no database."""
+"""The full-text query planner (which words select the chunks to rank) and the
+bulk-load decision of the indexer: pure functions, no database."""
 
 from __future__ import annotations
 
 import pytest
 
+from codebase_mcp.server.indexer import BulkLoad, should_defer_index
 from codebase_mcp.server.search import VISIT_COST, TermStats, plan_text_query, query_words
 
 # 100k chunks in the table; project "big" holds 90 % of them, "small" 10 %.
@@ -73,3 +74,36 @@ def test_no_cap_or_no_statistics_is_the_plain_or() -> None:
 def test_lexemes_are_quoted_for_tsquery() -> None:
     plan = plan_text_query(["it's", "a\\b"], TermStats(), "p", 0)
     assert plan is not None and plan.match == "'it''s' | 'a\\\\b'"
+
+
+def test_remaining_chunks_extrapolate_from_the_bytes_per_chunk_seen() -> None:
+    bulk = BulkLoad(first_index=True, total_bytes=1_000_000, bytes_prepared=100_000)
+    assert bulk.remaining_chunks(written=0) == 0  # nothing chunked yet: no guess
+    bulk.chunks_prepared = 125  # 800 bytes per chunk
+    # 900 kB unread -> 1,125 chunks, plus the 25 prepared but not written yet.
+    assert bulk.remaining_chunks(written=100) == 1_150
+
+
+def decide(**overrides: object) -> bool:
+    args: dict[str, object] = {
+        "min_chunks": 5_000,
+        "first_index": True,
+        "remaining_chunks": 20_000,
+        "other_rows": 0,
+        "embed_s_per_chunk": 0.0002,
+        "write_s_per_chunk": 0.0025,
+    }
+    args.update(overrides)
+    return should_defer_index(**args)  # type: ignore[arg-type]
+
+
+def test_defer_the_index_only_for_a_big_write_bound_first_index() -> None:
+    assert decide()
+    assert not decide(min_chunks=0)  # switched off
+    assert not decide(first_index=False)  # an update: the index stays live
+    assert not decide(remaining_chunks=4_000)  # small: live inserts take seconds
+    # A CPU embedder (4 chunks/s): writes are not the bottleneck.
+    assert not decide(embed_s_per_chunk=0.25)
+    # Other projects' rows: deferring only when this load is at least as big.
+    assert decide(other_rows=20_000)
+    assert not decide(other_rows=20_001)
