@@ -36,7 +36,7 @@ from codebase_mcp.server import db  # noqa: E402
 from codebase_mcp.server.config import ServerSettings  # noqa: E402
 from codebase_mcp.server.embeddings import Embedder, OllamaEmbedder  # noqa: E402
 from codebase_mcp.server.indexer import Indexer, Progress  # noqa: E402
-from codebase_mcp.server.search import Filters, search  # noqa: E402
+from codebase_mcp.server.search import Filters, TermStatsCache, search  # noqa: E402
 
 
 class LocalEmbedder:
@@ -114,6 +114,7 @@ async def evaluate(database_url: str, embedder: Embedder, spec: dict[str, Any]) 
             await conn.execute("ANALYZE chunks")
 
         results: dict[str, Any] = {}
+        term_stats = TermStatsCache()  # as the server keeps one
         for mode in ("vector", "hybrid"):
             rankings = []
             per_query = []
@@ -125,7 +126,7 @@ async def evaluate(database_url: str, embedder: Embedder, spec: dict[str, Any]) 
                 found = await search(
                     pool, "eval", item["query"], vector, Filters(), 30, mode=mode,
                     ef_search=settings.ef_search, expected_model=embedder.model,
-                    text_max_cost=settings.text_search_max_cost,
+                    text_max_cost=settings.text_search_max_cost, term_stats=term_stats,
                 )  # fmt: skip
                 latencies.append((time.perf_counter() - t) * 1000)
                 hits = found.hits

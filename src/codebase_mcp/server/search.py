@@ -20,6 +20,7 @@ The ranking reads ids only; content and similarity are read for the rows kept.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -123,7 +124,7 @@ class TermStats:
     freqs: Mapping[str, float] = field(default_factory=dict)
     shares: Mapping[str, float] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def floor(self) -> float:
         return min(self.freqs.values()) / 2 if self.freqs else 0.0
 
@@ -335,13 +336,15 @@ async def text_search(
     dim = int(project.embedding_dim)
     try:
         async with conn.transaction():
-            if budget_ms:
-                # Common words match much of a big project and ts_rank_cd must read
-                # every match: past the budget, hybrid degrades to vector-only.
-                await conn.execute(f"SET LOCAL statement_timeout = {int(budget_ms)}")
+            # The query's lexemes (stemmed as the index is) and, in the same round
+            # trip, the budget of the statements after it: past the budget, hybrid
+            # degrades to vector-only (SET LOCAL = set_config(..., true)).
+            budget = ", set_config('statement_timeout', $2, true)" if budget_ms else ""
             lexemes: list[str] = await conn.fetchval(
-                "SELECT coalesce(array_agg(lexeme), '{}') FROM unnest(to_tsvector('english', $1))",
+                f"SELECT coalesce(array_agg(lexeme), '{{}}'){budget} "  # noqa: S608 - fixed text
+                "FROM unnest(to_tsvector('english', $1))",
                 " ".join(words),
+                *([str(int(budget_ms))] if budget_ms else []),
             )
             stats = await (term_stats or TermStatsCache(ttl=0)).get(conn) if max_cost > 0 else None
             plan = plan_text_query(lexemes, stats or TermStats(), project.id, max_cost)

@@ -154,16 +154,14 @@ async def test_text_search_over_budget_falls_back_to_nothing() -> None:
     from codebase_mcp.server.db import Project
     from codebase_mcp.server.search import text_search
 
-    executed: list[str] = []
+    executed: list[tuple[Any, ...]] = []
 
     class SlowConnection:
         def transaction(self) -> Any:
             return contextlib.AsyncExitStack()
 
-        async def execute(self, sql: str) -> None:
-            executed.append(sql)
-
         async def fetchval(self, sql: str, *args: Any) -> Any:
+            executed.append((sql, *args))
             return ["pars", "config"]  # the query's lexemes
 
         async def fetch(self, *args: Any) -> list[Any]:
@@ -179,7 +177,9 @@ async def test_text_search_over_budget_falls_back_to_nothing() -> None:
         budget_ms=40,
     )
     assert (result.hits, result.status) == ([], "over_budget")
-    assert executed == ["SET LOCAL statement_timeout = 40"]
+    ((sql, words, budget),) = executed
+    assert "set_config('statement_timeout', $2, true)" in sql
+    assert (words, budget) == ("parse config", "40")
 
 
 async def test_text_search_without_words_asks_nothing() -> None:
