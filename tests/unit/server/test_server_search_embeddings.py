@@ -179,6 +179,7 @@ async def test_text_search_over_budget_falls_back_to_nothing() -> None:
     assert (result.hits, result.status) == ([], "over_budget")
     ((sql, words, budget),) = executed
     assert "set_config('statement_timeout', $2, true)" in sql
+    assert "set_config('plan_cache_mode', 'force_custom_plan', true)" in sql
     assert (words, budget) == ("parse config", "40")
 
 
