@@ -123,11 +123,12 @@ async def evaluate(database_url: str, embedder: Embedder, spec: dict[str, Any]) 
             for item in spec["queries"]:
                 vector = await embedder.embed_query(item["query"])
                 t = time.perf_counter()
-                found = await search(
-                    pool, "eval", item["query"], vector, Filters(), 30, mode=mode,
-                    ef_search=settings.ef_search, expected_model=embedder.model,
-                    text_max_cost=settings.text_search_max_cost, term_stats=term_stats,
-                )  # fmt: skip
+                async with pool.acquire() as conn:
+                    found = await search(
+                        conn, "eval", item["query"], vector, Filters(), 30, mode=mode,
+                        ef_search=settings.ef_search, expected_model=embedder.model,
+                        text_max_cost=settings.text_search_max_cost, term_stats=term_stats,
+                    )  # fmt: skip
                 latencies.append((time.perf_counter() - t) * 1000)
                 hits = found.hits
                 if found.lexical:

@@ -339,20 +339,21 @@ def create_server(state: ServerState) -> FastMCP[Any]:
         started = time.perf_counter()
         vector = await state.embedder.embed_query(text)
         embedded = time.perf_counter()
-        found = await search(
-            pool,
-            project_id,
-            text,
-            vector,
-            filters,
-            limit,
-            mode=settings.search_mode,
-            ef_search=settings.ef_search,
-            expected_model=state.embedder.model,
-            text_budget_ms=settings.text_search_budget_ms,
-            text_max_cost=settings.text_search_max_cost,
-            term_stats=state.term_stats,
-        )
+        async with pool.acquire() as conn:
+            found = await search(
+                conn,
+                project_id,
+                text,
+                vector,
+                filters,
+                limit,
+                mode=settings.search_mode,
+                ef_search=settings.ef_search,
+                expected_model=state.embedder.model,
+                text_budget_ms=settings.text_search_budget_ms,
+                text_max_cost=settings.text_search_max_cost,
+                term_stats=state.term_stats,
+            )
         hits = found.hits
         searched = time.perf_counter()
         results = [

@@ -108,11 +108,12 @@ async def test_full_text_ranks_the_rare_words_and_skips_only_common_ones(
         # and hybrid search answers with the vector ranking (and says so).
         common = await lexical("shared helper handle request", max_cost=20)
         assert (common.status, common.hits) == ("too_common", [])
-        result = await search(
-            pool, "default", "shared helper handle request", vector, Filters(), 5,
-            mode="hybrid", ef_search=40, expected_model=fake_embedder.model,
-            text_budget_ms=40, text_max_cost=20,
-        )  # fmt: skip
+        async with pool.acquire() as conn:
+            result = await search(
+                conn, "default", "shared helper handle request", vector, Filters(), 5,
+                mode="hybrid", ef_search=40, expected_model=fake_embedder.model,
+                text_budget_ms=40, text_max_cost=20,
+            )  # fmt: skip
         assert result.lexical == "too_common" and len(result.hits) == 5
     finally:
         await pool.close()
