@@ -9,6 +9,7 @@ run in a worker thread so searches keep being answered while indexing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -227,8 +228,9 @@ class Indexer:
             )
         except asyncio.CancelledError:
             # Shutting down: no index build now; the next job (or a worker that
-            # recovers this one) builds it.
-            await self._release_bulk(bulk)
+            # recovers this one) builds it. Closing the connection frees the lock too.
+            with contextlib.suppress(Exception):
+                await self._release_bulk(bulk)
             raise
         except Exception:
             try:
