@@ -36,7 +36,7 @@ from codebase_mcp.server import db  # noqa: E402
 from codebase_mcp.server.config import ServerSettings  # noqa: E402
 from codebase_mcp.server.embeddings import Embedder, OllamaEmbedder  # noqa: E402
 from codebase_mcp.server.indexer import Indexer, Progress  # noqa: E402
-from codebase_mcp.server.search import Filters, search  # noqa: E402
+from codebase_mcp.server.search import Filters, TermStatsCache, search  # noqa: E402
 
 
 class LocalEmbedder:
@@ -108,21 +108,31 @@ async def evaluate(database_url: str, embedder: Embedder, spec: dict[str, Any]) 
             project_id="eval", root=root, force=True, report=report
         )
         index_seconds = time.perf_counter() - started
+        async with pool.acquire() as conn:
+            # What autovacuum would do soon after: the full-text planner reads the
+            # word frequencies ANALYZE gathers (a run must not depend on its timing).
+            await conn.execute("ANALYZE chunks")
 
         results: dict[str, Any] = {}
+        term_stats = TermStatsCache()  # as the server keeps one
         for mode in ("vector", "hybrid"):
             rankings = []
             per_query = []
             latencies = []
+            lexical: dict[str, int] = {}
             for item in spec["queries"]:
                 vector = await embedder.embed_query(item["query"])
                 t = time.perf_counter()
                 async with pool.acquire() as conn:
-                    hits = await search(
+                    found = await search(
                         conn, "eval", item["query"], vector, Filters(), 30, mode=mode,
                         ef_search=settings.ef_search, expected_model=embedder.model,
+                        text_max_cost=settings.text_search_max_cost, term_stats=term_stats,
                     )  # fmt: skip
                 latencies.append((time.perf_counter() - t) * 1000)
+                hits = found.hits
+                if found.lexical:
+                    lexical[found.lexical] = lexical.get(found.lexical, 0) + 1
                 files = file_ranking([h.rel_path for h in hits])[:10]
                 rankings.append((files, item["files"]))
                 per_query.append(
@@ -131,6 +141,7 @@ async def evaluate(database_url: str, embedder: Embedder, spec: dict[str, Any]) 
             results[mode] = {
                 **score(rankings),
                 "search_ms_p50": round(statistics.median(latencies), 2),
+                **({"lexical": lexical} if lexical else {}),
                 "queries": per_query,
             }
         return {
@@ -148,6 +159,7 @@ async def evaluate(database_url: str, embedder: Embedder, spec: dict[str, Any]) 
                 "max_chunk_chars": settings.max_chunk_chars,
                 "chunk_window_lines": settings.chunk_window_lines,
                 "ef_search": settings.ef_search,
+                "text_search_max_cost": settings.text_search_max_cost,
             },
             "results": results,
             "machine": {"python": platform.python_version(), "platform": platform.platform()},

@@ -29,7 +29,13 @@ from codebase_mcp.server.config import ServerSettings
 from codebase_mcp.server.embeddings import Embedder, OllamaEmbedder
 from codebase_mcp.server.jobs import Worker
 from codebase_mcp.server.paths import PathMapper
-from codebase_mcp.server.search import Filters, normalise_file_type, search, validate_query
+from codebase_mcp.server.search import (
+    Filters,
+    TermStatsCache,
+    normalise_file_type,
+    search,
+    validate_query,
+)
 from codebase_mcp.settings import DatabaseSettings, EmbedderSettings
 
 log = logging.getLogger("codebase_mcp.server")
@@ -51,6 +57,7 @@ class ServerState:
         self.database = database
         self.embedder = embedder
         self.mapper = PathMapper(settings.root_mappings())
+        self.term_stats = TermStatsCache()
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self.workers: list[Worker] = []
@@ -333,7 +340,7 @@ def create_server(state: ServerState) -> FastMCP[Any]:
         vector = await state.embedder.embed_query(text)
         embedded = time.perf_counter()
         async with pool.acquire() as conn:
-            hits = await search(
+            found = await search(
                 conn,
                 project_id,
                 text,
@@ -344,7 +351,10 @@ def create_server(state: ServerState) -> FastMCP[Any]:
                 ef_search=settings.ef_search,
                 expected_model=state.embedder.model,
                 text_budget_ms=settings.text_search_budget_ms,
+                text_max_cost=settings.text_search_max_cost,
+                term_stats=state.term_stats,
             )
+        hits = found.hits
         searched = time.perf_counter()
         results = [
             {
@@ -370,6 +380,7 @@ def create_server(state: ServerState) -> FastMCP[Any]:
             "project_id": project_id,
             "query": text,
             "mode": settings.search_mode,
+            **({"lexical": found.lexical} if found.lexical else {}),
             "results": results,
             "embedding_ms": round((embedded - started) * 1000, 2),
             "search_ms": round((searched - embedded) * 1000, 2),

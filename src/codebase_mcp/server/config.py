@@ -63,6 +63,10 @@ class ServerSettings(BaseSettings):
     embed_batch_size: int = Field(default=64, ge=1, le=2048)
     embed_timeout: float = Field(default=120.0, gt=0)
     write_batch_files: int = Field(default=200, ge=1)
+    # A first index of at least this many chunks, when writing is slower than
+    # embedding, loads without the HNSW index and builds it at the end (0: never).
+    defer_index_min_chunks: int = Field(default=5000, ge=0)
+    index_build_memory_mb: int = Field(default=256, ge=0)  # maintenance_work_mem of a build
 
     # Jobs.
     workers: int = Field(default=1, ge=0, le=16)  # 0: this replica never indexes
@@ -76,6 +80,9 @@ class ServerSettings(BaseSettings):
     ef_search: int = Field(default=100, ge=10, le=1000)
     # Time the full-text half of hybrid search may take; past it, vector-only (0: no limit).
     text_search_budget_ms: int = Field(default=40, ge=0)
+    # Chunks (estimated from Postgres' statistics) the full-text half may rank: the
+    # rarest query words that fit select them (0: no cap, every word selects).
+    text_search_max_cost: int = Field(default=2000, ge=0)
     max_limit: int = Field(default=100, ge=1)
     context_lines: int = Field(default=2, ge=0, le=20)
 

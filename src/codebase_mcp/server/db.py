@@ -18,6 +18,9 @@ import asyncpg
 from codebase_mcp.errors import EmbeddingModelMismatch, NotFound
 
 MAX_INDEXED_DIMENSION = 2000  # pgvector's HNSW limit for vector
+# Client-side timeout of index builds and ANALYZE (the pool's command_timeout,
+# 60 s, is for ordinary statements; None would mean that one).
+LONG_STATEMENT_TIMEOUT = 6 * 3600.0
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -41,14 +44,104 @@ async def create_pool(
     return pool
 
 
+def hnsw_index_name(dimension: int) -> str:
+    return f"chunks_embedding_hnsw_{int(dimension)}"
+
+
 def hnsw_index_sql(dimension: int) -> str:
     """A partial HNSW index over one dimension (the column itself has none)."""
     dimension = int(dimension)
     return (
-        f"CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw_{dimension} ON chunks "
+        f"CREATE INDEX IF NOT EXISTS {hnsw_index_name(dimension)} ON chunks "
         f"USING hnsw ((embedding::vector({dimension})) vector_ip_ops) "
         f"WHERE embedding_dim = {dimension}"
     )
+
+
+# --- the vector index of a dimension: kept live, or dropped for a bulk load ------
+# Inserting a row into a live HNSW index costs ~2.5 ms here (a graph search and
+# neighbour updates, ~2,000 buffer reads), ~90 % of writing a chunk; CREATE INDEX
+# over the same rows is 5-6x cheaper per row. A job whose writes are the
+# bottleneck may therefore drop the index of its dimension and build it again
+# at the end (see Indexer). Advisory locks keyed (VECTOR_INDEX_LOCK, dimension)
+# coordinate this across jobs and replicas: a bulk load holds the key SHARED on
+# a connection it keeps for the duration; whoever (re)creates the index takes
+# it EXCLUSIVE without waiting, so nobody rebuilds the index under a bulk load,
+# and two bulk loads of one dimension share the drop. A bulk loader that dies
+# releases the key with its connection; the next job (or a worker recovering
+# its job) builds the index again.
+VECTOR_INDEX_LOCK = 0x636D6370  # "cmcp": the advisory lock class of vector indexes
+
+
+async def vector_index_exists(conn: asyncpg.Connection, dimension: int) -> bool:
+    return bool(
+        await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", hnsw_index_name(dimension))
+    )
+
+
+async def ensure_vector_index(
+    conn: asyncpg.Connection, dimension: int, *, build_memory_mb: int = 0
+) -> bool:
+    """Create the dimension's HNSW index if it is missing and no bulk load holds it
+    back. Runs in the caller's transaction (or its own). True if it built one."""
+    if dimension > MAX_INDEXED_DIMENSION:
+        return False
+    async with conn.transaction():
+        free = await conn.fetchval(
+            "SELECT pg_try_advisory_xact_lock($1, $2)", VECTOR_INDEX_LOCK, int(dimension)
+        )
+        if not free or await vector_index_exists(conn, dimension):
+            return False
+        # No parallel workers: they need shared memory beyond a container's 64 MB
+        # /dev/shm. The build is fast while the graph fits in maintenance_work_mem.
+        await conn.execute("SET LOCAL max_parallel_maintenance_workers = 0")
+        if build_memory_mb:
+            await conn.execute(f"SET LOCAL maintenance_work_mem = '{int(build_memory_mb)}MB'")
+        await conn.execute(hnsw_index_sql(dimension), timeout=LONG_STATEMENT_TIMEOUT)
+        return True
+
+
+async def defer_vector_index(conn: asyncpg.Connection, dimension: int) -> bool:
+    """Drop the dimension's HNSW index for a bulk load; ``conn`` must be kept (it
+    holds the lock) until :func:`end_vector_index_deferral`. False: not now (the
+    index is being built, or queries hold it past a short lock timeout)."""
+    key = (VECTOR_INDEX_LOCK, int(dimension))
+    if not await conn.fetchval("SELECT pg_try_advisory_lock_shared($1, $2)", *key):
+        return False
+    try:
+        async with conn.transaction():
+            # DROP INDEX waits for running searches and blocks new ones meanwhile:
+            # give up rather than stall them.
+            await conn.execute("SET LOCAL lock_timeout = '2s'")
+            await conn.execute(f"DROP INDEX IF EXISTS {hnsw_index_name(dimension)}")
+    except asyncpg.LockNotAvailableError:
+        await conn.execute("SELECT pg_advisory_unlock_shared($1, $2)", *key)
+        return False
+    return True
+
+
+async def end_vector_index_deferral(conn: asyncpg.Connection, dimension: int) -> None:
+    await conn.execute(
+        "SELECT pg_advisory_unlock_shared($1, $2)", VECTOR_INDEX_LOCK, int(dimension)
+    )
+
+
+async def missing_vector_indexes(conn: asyncpg.Connection) -> list[int]:
+    """Dimensions in use whose HNSW index is missing (a bulk load that died)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT embedding_dim FROM projects WHERE embedding_dim <= $1 "
+        "AND to_regclass('chunks_embedding_hnsw_' || embedding_dim) IS NULL ORDER BY 1",
+        MAX_INDEXED_DIMENSION,
+    )
+    return [int(row["embedding_dim"]) for row in rows]
+
+
+async def dimension_rows(conn: asyncpg.Connection, dimension: int) -> int:
+    """Chunks of this dimension, all projects: what its HNSW index holds."""
+    value: int = await conn.fetchval(
+        "SELECT count(*) FROM chunks WHERE embedding_dim = $1", int(dimension)
+    )
+    return value
 
 
 # --- projects -----------------------------------------------------------------
@@ -79,11 +172,12 @@ def model_mismatch(project: Project, model: str, dimension: int | None) -> Embed
 async def ensure_project(
     conn: asyncpg.Connection, project_id: str, model: str, dimension: int, *, replace: bool
 ) -> Project:
-    """Create the project or check it matches; ``replace`` adopts the new model."""
-    if dimension <= MAX_INDEXED_DIMENSION:
-        # Serialise concurrent CREATE INDEX IF NOT EXISTS of two replicas.
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('codebase-mcp:hnsw'))")
-        await conn.execute(hnsw_index_sql(dimension))
+    """Create the project or check it matches; ``replace`` adopts the new model.
+
+    Also creates the dimension's HNSW index when it is missing (a new dimension),
+    unless a bulk load holds it back (:func:`ensure_vector_index`).
+    """
+    await ensure_vector_index(conn, dimension)
     await conn.execute(
         "INSERT INTO projects (id, embedding_model, embedding_dim) VALUES ($1, $2, $3) "
         "ON CONFLICT (id) DO NOTHING",
@@ -235,12 +329,19 @@ async def write_files(
         )
         ids_by_path = {row["path"]: row["id"] for row in rows}
         file_ids = [ids_by_path[f.path] for f in files]
-        await conn.execute("DELETE FROM chunks WHERE file_id = ANY($1::bigint[])", file_ids)
+        # Writes to chunks wait while another job builds a vector index (CREATE
+        # INDEX holds a SHARE lock, a minute or more on a big table).
+        await conn.execute(
+            "DELETE FROM chunks WHERE file_id = ANY($1::bigint[])",
+            file_ids,
+            timeout=LONG_STATEMENT_TIMEOUT,
+        )
         if chunks:
             await conn.copy_records_to_table(
                 "chunks",
                 columns=CHUNK_COLUMNS,
                 records=[(project_id, file_ids[index], *record) for index, record in chunks],
+                timeout=LONG_STATEMENT_TIMEOUT,
             )
 
 

@@ -9,7 +9,9 @@ run in a worker thread so searches keep being answered while indexing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -32,6 +34,7 @@ from codebase_mcp.server.embeddings import Embedder
 from codebase_mcp.server.walker import FileEntry, walk_repository
 
 MAX_ERRORS_KEPT = 100
+log = logging.getLogger("codebase_mcp.server.indexer")
 
 
 class JobStopped(Exception):
@@ -107,6 +110,57 @@ def _extension(rel_path: str) -> str:
 
 ProgressSink = Callable[[Progress], Awaitable[None]]
 
+ANALYZE_AFTER_CHUNKS = 1000  # a job that wrote this many refreshes the statistics
+
+
+@dataclass
+class BulkLoad:
+    """Whether this job loads without the HNSW index of its dimension (see
+    :func:`should_defer_index`), and what it has seen so far to decide."""
+
+    first_index: bool  # nothing of this repository was indexed (or force_reindex)
+    total_bytes: int  # of the files the walk found
+    bytes_prepared: int = 0
+    chunks_prepared: int = 0
+    decided: bool = False
+    dimension: int | None = None
+    lock_conn: Any = None  # the pool connection holding the deferral's advisory lock
+
+    def remaining_chunks(self, written: int) -> int:
+        """Chunks still to write, extrapolated from the bytes per chunk seen so far."""
+        if not self.chunks_prepared:
+            return 0
+        per_chunk = max(self.bytes_prepared, 1) / self.chunks_prepared
+        unread = max(self.total_bytes - self.bytes_prepared, 0)
+        return int(unread / per_chunk) + max(self.chunks_prepared - written, 0)
+
+
+def should_defer_index(
+    *,
+    min_chunks: int,
+    first_index: bool,
+    remaining_chunks: int,
+    other_rows: int,
+    embed_s_per_chunk: float,
+    write_s_per_chunk: float,
+) -> bool:
+    """Load without the HNSW index and build it at the end?
+
+    Only for the first index of a repository with at least ``min_chunks`` still
+    to write, when writing (live HNSW inserts) is slower than embedding (with a
+    CPU embedder it is not, and dropping the index would only slow searches
+    down), and when the rows of other projects in this dimension are no more
+    than what this job adds: their searches scan exactly while the index is
+    gone, and the build at the end re-reads them.
+    """
+    return (
+        min_chunks > 0
+        and first_index
+        and remaining_chunks >= min_chunks
+        and other_rows <= remaining_chunks
+        and write_s_per_chunk > embed_s_per_chunk
+    )
+
 
 class Indexer:
     def __init__(
@@ -167,13 +221,47 @@ class Indexer:
         known = {rel: digest for rel, (_, digest) in indexed.items()}
         await report(progress)
 
+        bulk = BulkLoad(first_index=not indexed, total_bytes=sum(f.size for f in walk.files))
+        try:
+            await self._index_files(
+                project_id, root, force, walk.files, known, report, progress, bulk
+            )
+        except asyncio.CancelledError:
+            # Shutting down: no index build now; the next job (or a worker that
+            # recovers this one) builds it. Closing the connection frees the lock too.
+            with contextlib.suppress(Exception):
+                await self._release_bulk(bulk)
+            raise
+        except Exception:
+            try:
+                await self._finish(project_id, bulk, progress)
+            except Exception:  # the job's own error is the one to report
+                log.exception("project %s: rebuilding the vector index failed", project_id)
+            raise
+        await self._finish(project_id, bulk, progress)
+        progress.add_time("total_s", time.perf_counter() - started)
+        await report(progress)
+        return progress
+
+    async def _index_files(
+        self,
+        project_id: str,
+        root: str,
+        force: bool,
+        files: list[FileEntry],
+        known: dict[str, str],
+        report: ProgressSink,
+        progress: Progress,
+        bulk: BulkLoad,
+    ) -> None:
+        counters = progress.counters
         batch_files = self.settings.write_batch_files
         chunk_budget = self.settings.embed_batch_size * 4
         pending: list[Prepared] = []
         pending_chunks = 0
         replace_model = force
-        for start in range(0, len(walk.files), batch_files):
-            entries = walk.files[start : start + batch_files]
+        for start in range(0, len(files), batch_files):
+            entries = files[start : start + batch_files]
             t = time.perf_counter()
             outcome = await asyncio.to_thread(prepare_files, entries, known, force, self.chunker)
             progress.add_time("read_chunk_s", time.perf_counter() - t)
@@ -183,22 +271,93 @@ class Indexer:
             for rel_path, reason in outcome.failed:
                 progress.error(rel_path, reason)
             for item in outcome.prepared:
+                bulk.bytes_prepared += item.entry.size
+                bulk.chunks_prepared += len(item.chunks)
                 pending.append(item)
                 pending_chunks += len(item.chunks)
                 if pending_chunks >= chunk_budget:
                     # Report first: a cancel (or delete_project) must stop us before
                     # the next write can re-create a deleted project.
                     await report(progress)
-                    await self._flush(project_id, root, pending, progress, replace_model)
+                    await self._flush(project_id, root, pending, progress, replace_model, bulk)
                     replace_model = False
                     pending, pending_chunks = [], 0
             await report(progress)
         if pending:
             await report(progress)
-            await self._flush(project_id, root, pending, progress, replace_model)
-        progress.add_time("total_s", time.perf_counter() - started)
-        await report(progress)
-        return progress
+            await self._flush(project_id, root, pending, progress, replace_model, bulk)
+
+    async def _maybe_defer_index(
+        self, project_id: str, dimension: int, progress: Progress, bulk: BulkLoad, batch_chunks: int
+    ) -> None:
+        """Decide once, at the second write (the first one measured a live insert)."""
+        written = progress.counters["chunks_created"]
+        if bulk.decided or not written or dimension > db.MAX_INDEXED_DIMENSION:
+            return
+        bulk.decided = True
+        remaining = bulk.remaining_chunks(written)
+        if not (self.settings.defer_index_min_chunks and bulk.first_index):
+            return
+        async with self.pool.acquire() as conn:
+            other_rows = await db.dimension_rows(conn, dimension) - written
+        timings = progress.timings
+        if not should_defer_index(
+            min_chunks=self.settings.defer_index_min_chunks,
+            first_index=bulk.first_index,
+            remaining_chunks=remaining,
+            other_rows=other_rows,
+            embed_s_per_chunk=timings.get("embed_s", 0.0) / (written + batch_chunks),
+            write_s_per_chunk=timings.get("write_s", 0.0) / written,
+        ):
+            return
+        conn = await self.pool.acquire()
+        try:
+            deferred = await db.defer_vector_index(conn, dimension)
+        except BaseException:
+            await self.pool.release(conn)
+            raise
+        if not deferred:
+            await self.pool.release(conn)
+            return
+        bulk.dimension, bulk.lock_conn = dimension, conn
+        log.info(
+            "project %s: loading about %d chunks without the HNSW index (built at the end)",
+            project_id,
+            remaining,
+        )
+
+    async def _release_bulk(self, bulk: BulkLoad) -> None:
+        conn, bulk.lock_conn = bulk.lock_conn, None
+        if conn is None or bulk.dimension is None:
+            return
+        try:
+            await db.end_vector_index_deferral(conn, bulk.dimension)
+        finally:
+            await self.pool.release(conn)
+
+    async def _finish(self, project_id: str, bulk: BulkLoad, progress: Progress) -> None:
+        """Build the index a bulk load dropped (or one a dead bulk load left
+        missing), then refresh the statistics after a big write (the planner
+        and full-text search's word frequencies read them)."""
+        deferred = bulk.dimension
+        await self._release_bulk(bulk)
+        async with self.pool.acquire() as conn:
+            project = await db.get_project(conn, project_id)
+            # The deferred dimension even if the project is gone (deleted meanwhile).
+            dimensions = {deferred} if deferred else set()
+            if project is not None:
+                dimensions.add(project.embedding_dim)
+            for dimension in sorted(dimensions):
+                t = time.perf_counter()
+                built = await db.ensure_vector_index(
+                    conn, dimension, build_memory_mb=self.settings.index_build_memory_mb
+                )
+                if built:
+                    progress.add_time("vector_index_s", time.perf_counter() - t)
+            if project is not None and progress.counters["chunks_created"] >= ANALYZE_AFTER_CHUNKS:
+                t = time.perf_counter()
+                await conn.execute("ANALYZE chunks", timeout=db.LONG_STATEMENT_TIMEOUT)
+                progress.add_time("analyze_s", time.perf_counter() - t)
 
     async def _flush(
         self,
@@ -207,11 +366,14 @@ class Indexer:
         batch: list[Prepared],
         progress: Progress,
         replace_model: bool,
+        bulk: BulkLoad | None = None,
     ) -> None:
         texts = [embedding_text(p.entry.rel_path, c) for p in batch for c in p.chunks]
         t = time.perf_counter()
         vectors = await self.embedder.embed_documents(texts) if texts else []
         progress.add_time("embed_s", time.perf_counter() - t)
+        if bulk is not None and vectors:
+            await self._maybe_defer_index(project_id, len(vectors[0]), progress, bulk, len(texts))
 
         t = time.perf_counter()
         files: list[db.FileRow] = []

@@ -81,6 +81,13 @@ class Worker:
             )
             for stale in recovered:
                 log.warning("job %s had a dead worker: now %s", stale["id"], stale["status"])
+            if recovered:
+                # A dead worker may have been bulk loading without a vector index.
+                for dimension in await db.missing_vector_indexes(conn):
+                    log.warning("building the missing HNSW index of dimension %d", dimension)
+                    await db.ensure_vector_index(
+                        conn, dimension, build_memory_mb=self.settings.index_build_memory_mb
+                    )
             job = await db.claim_job(conn, self.worker_id)
         if job is None:
             return False

@@ -78,6 +78,7 @@ async def test_index_search_reindex(
 
         found = await call(client, "search_code", query="parse config file", limit=3)
         assert found["results"][0]["relative_path"] == "src/config_loader.py"
+        assert (found["mode"], found["lexical"]) == ("hybrid", "ranked")
         top = found["results"][0]
         assert top["path"] == str(sample_repo / "src/config_loader.py")
         assert top["language"] == "python"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -26,7 +27,7 @@ async def tables(dsn: str) -> set[str]:
 
 def test_upgrade_head_twice_then_standalone_downgrade_and_upgrade(pg_dsn: str) -> None:
     first = asyncio.run(upgrade_head(pg_dsn, script_location=MIGRATIONS))
-    assert first.applied and first.after == "0001"
+    assert first.applied and first.after == "0002"
     again = asyncio.run(upgrade_head(pg_dsn, script_location=MIGRATIONS))
     assert not again.applied
     created = asyncio.run(tables(pg_dsn))
@@ -44,3 +45,104 @@ def test_upgrade_head_twice_then_standalone_downgrade_and_upgrade(pg_dsn: str) -
     assert "chunks" not in asyncio.run(tables(pg_dsn))
     command.upgrade(cfg, "head")
     assert "chunks" in asyncio.run(tables(pg_dsn))
+
+
+def alembic_config(dsn: str, **attributes: object) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", dsn.replace("%", "%%"))
+    cfg.attributes.update(attributes)
+    return cfg
+
+
+# 150 distinct words: a ~2 kB tsvector, too big to stay in a row next to the
+# rest under the old storage.
+WORDS = " ".join(f"word{chr(97 + i % 26)}{chr(97 + i // 26)}xyz" for i in range(150))
+
+
+async def insert_big_chunk(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO projects (id, embedding_model, embedding_dim) VALUES ('p', 'm', 384)"
+        )
+        file_id = await conn.fetchval(
+            "INSERT INTO files (project_id, repo_root, path, rel_path, content_hash, size_bytes) "
+            "VALUES ('p', '/r', '/r/a.py', 'a.py', 'h', 1) RETURNING id"
+        )
+        vector = "[" + ",".join(["0.05"] * 384) + "]"
+        await conn.execute(
+            "INSERT INTO chunks (project_id, file_id, path, rel_path, extension, start_line, "
+            "end_line, content, search_text, embedding_dim, embedding) VALUES "
+            "('p', $1, '/r/a.py', 'a.py', 'py', 1, 2, $2, $3, 384, $4::vector)",
+            file_id,
+            "x = 1\n" * 200,
+            WORDS,
+            vector,
+        )
+    finally:
+        await conn.close()
+
+
+async def tsv_layout(dsn: str) -> tuple[str, bool, str]:
+    """(attstorage of chunks.tsv and chunks.content, whether the first row's tsv is
+    out of line, its text)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        storage = await conn.fetchval(
+            "SELECT string_agg(attstorage::text, '' ORDER BY attname DESC) FROM pg_attribute "
+            "WHERE attrelid = 'chunks'::regclass AND attname IN ('tsv', 'content')"
+        )
+        row = await conn.fetchrow(
+            "SELECT pg_column_toast_chunk_id(tsv) IS NOT NULL AS external, tsv::text AS text "
+            "FROM chunks ORDER BY id LIMIT 1"
+        )
+    finally:
+        await conn.close()
+    return str(storage), bool(row["external"]), str(row["text"])
+
+
+@pytest.mark.parametrize("rewrite", [True, False], ids=["small-table", "big-table"])
+def test_0002_keeps_tsv_in_the_row(pg_dsn: str, rewrite: bool) -> None:
+    from alembic import command
+
+    # "big-table": no rewrite at upgrade (the limit is 0 rows here, 20,000 in use).
+    cfg = alembic_config(pg_dsn, **({} if rewrite else {"chunks_rewrite_max_rows": 0}))
+    command.upgrade(cfg, "0001")
+    asyncio.run(insert_big_chunk(pg_dsn))
+    storage, external, text = asyncio.run(tsv_layout(pg_dsn))
+    assert (storage, external) == ("xx", True)  # out of line, in TOAST
+
+    command.upgrade(cfg, "head")
+    storage, external_after, text_after = asyncio.run(tsv_layout(pg_dsn))
+    assert storage == "mm"
+    assert text_after == text  # the data is unchanged
+    # Existing rows: rewritten into the row when the table is small, else as they were.
+    assert external_after is (not rewrite)
+
+    # New rows go in the row whatever the table size.
+    async def add_and_check() -> bool:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute(
+                "INSERT INTO chunks (project_id, file_id, path, rel_path, extension, "
+                "start_line, end_line, content, search_text, embedding_dim, embedding) "
+                "SELECT project_id, file_id, path, rel_path, extension, start_line, end_line, "
+                "content, search_text, embedding_dim, embedding FROM chunks"
+            )
+            return bool(
+                await conn.fetchval(
+                    "SELECT pg_column_toast_chunk_id(tsv) IS NULL FROM chunks "
+                    "ORDER BY id DESC LIMIT 1"
+                )
+            )
+        finally:
+            await conn.close()
+
+    assert asyncio.run(add_and_check())
+
+    command.downgrade(cfg, "0001")
+    storage, _, text_down = asyncio.run(tsv_layout(pg_dsn))
+    assert storage == "xx" and text_down == text

@@ -154,19 +154,20 @@ async def test_text_search_over_budget_falls_back_to_nothing() -> None:
     from codebase_mcp.server.db import Project
     from codebase_mcp.server.search import text_search
 
-    executed: list[str] = []
+    executed: list[tuple[Any, ...]] = []
 
     class SlowConnection:
         def transaction(self) -> Any:
             return contextlib.AsyncExitStack()
 
-        async def execute(self, sql: str) -> None:
-            executed.append(sql)
+        async def fetchval(self, sql: str, *args: Any) -> Any:
+            executed.append((sql, *args))
+            return ["pars", "config"]  # the query's lexemes
 
         async def fetch(self, *args: Any) -> list[Any]:
             raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
 
-    hits = await text_search(
+    result = await text_search(
         SlowConnection(),  # type: ignore[arg-type]
         Project("p", "m", 2),
         "parse config",
@@ -175,5 +176,27 @@ async def test_text_search_over_budget_falls_back_to_nothing() -> None:
         10,
         budget_ms=40,
     )
-    assert hits == []
-    assert executed == ["SET LOCAL statement_timeout = 40"]
+    assert (result.hits, result.status) == ([], "over_budget")
+    ((sql, words, budget),) = executed
+    assert "set_config('statement_timeout', $2, true)" in sql
+    assert "set_config('plan_cache_mode', 'force_custom_plan', true)" in sql
+    assert (words, budget) == ("parse config", "40")
+
+
+async def test_text_search_without_words_asks_nothing() -> None:
+    from codebase_mcp.server.db import Project
+    from codebase_mcp.server.search import text_search
+
+    class NoConnection:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"no query expected, got {name}")
+
+    result = await text_search(
+        NoConnection(),  # type: ignore[arg-type]
+        Project("p", "m", 2),
+        "!! ?",
+        [1.0, 0.0],
+        Filters(),
+        10,
+    )
+    assert (result.hits, result.status) == ([], "no_words")

@@ -1,0 +1,228 @@
+"""What keeps search and indexing fast on big projects, against real Postgres:
+
+- the full-text planner reads ANALYZE's word frequencies and ranks only the
+  chunks of the rarest words when the common ones would match too much;
+- a big first index loads without the HNSW index and builds it at the end,
+  coordinated by advisory locks so nobody rebuilds it meanwhile, and a bulk
+  load that dies leaves no index missing for long.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from codebase_mcp.server import db, indexer
+from codebase_mcp.server.config import ServerSettings
+from codebase_mcp.server.embeddings import OllamaEmbedder
+from codebase_mcp.server.indexer import Indexer, Progress
+from codebase_mcp.server.jobs import Worker
+from codebase_mcp.server.search import (
+    Filters,
+    TermStatsCache,
+    fetch_term_stats,
+    search,
+    text_search,
+)
+from tests.integration.server.fake_embedder import DIMENSION, FakeEmbedder
+
+pytestmark = pytest.mark.integration
+
+
+def letters(n: int) -> str:
+    """12 -> 'bc': a word the english stemmer leaves alone, unique per file."""
+    return "".join(chr(ord("b") + int(d)) for d in str(n))
+
+
+def write_handlers(root: Path, count: int) -> Path:
+    """``count`` files sharing the words handle/request/shared/helper, each with
+    one word of its own (``marker_<letters>``)."""
+    root.mkdir(parents=True)
+    for i in range(count):
+        (root / f"handler_{i}.py").write_text(
+            f"def handle_request_{letters(i)}(request):\n"
+            f"    marker_{letters(i)} = shared_helper(request)\n"
+            f"    return marker_{letters(i)}\n"
+        )
+    return root
+
+
+async def noop(progress: Progress) -> None:
+    return None
+
+
+async def index(pool: asyncpg.Pool, fake: FakeEmbedder, root: Path, **settings: Any) -> Progress:
+    options: dict[str, Any] = {"embed_batch_size": 16, "write_batch_files": 20, **settings}
+    server_settings = ServerSettings(**options)
+    embedder = OllamaEmbedder(fake.url, fake.model, batch_size=server_settings.embed_batch_size)
+    try:
+        return await Indexer(pool, embedder, server_settings).run(
+            project_id="default", root=str(root), force=False, report=noop
+        )
+    finally:
+        await embedder.aclose()
+
+
+async def test_full_text_ranks_the_rare_words_and_skips_only_common_ones(
+    migrated_dsn: str, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    root = write_handlers(tmp_path / "repo", 120)
+    pool = await db.create_pool(migrated_dsn)
+    try:
+        await index(pool, fake_embedder, root)
+        async with pool.acquire() as conn:
+            await conn.execute("ANALYZE chunks")
+            stats = await fetch_term_stats(conn)
+            project = await db.get_project(conn, "default")
+        assert project is not None
+        assert stats.rows == 120 and stats.shares == {"default": 1.0}
+        assert stats.freqs["share"] == 1.0  # in every chunk ("shared" stemmed)
+        assert stats.estimate("markerbc") <= 1  # not among the common words
+
+        wanted = f"handler_{12}.py"
+        query = f"shared helper for marker_{letters(12)}"
+        vector = [1.0] + [0.0] * (DIMENSION - 1)
+
+        async def lexical(q: str, max_cost: int) -> Any:
+            async with pool.acquire() as conn:
+                return await text_search(
+                    conn, project, q, vector, Filters(), 30, max_cost=max_cost,
+                    term_stats=TermStatsCache(ttl=0),
+                )  # fmt: skip
+
+        capped = await lexical(query, max_cost=20)
+        assert capped.status == "ranked" and capped.plan.kind == "rarest"
+        assert "share" not in capped.plan.match and "share" in capped.plan.rank
+        assert [h.rel_path for h in capped.hits] == [wanted]
+
+        # Without the cap every word selects: all 120 chunks match, ranked by words.
+        uncapped = await lexical(query, max_cost=0)
+        assert uncapped.plan.kind == "any" and len(uncapped.hits) == 30
+        assert uncapped.hits[0].rel_path == wanted
+
+        # Words that are everywhere narrow nothing down: no full-text ranking at all,
+        # and hybrid search answers with the vector ranking (and says so).
+        common = await lexical("shared helper handle request", max_cost=20)
+        assert (common.status, common.hits) == ("too_common", [])
+        async with pool.acquire() as conn:
+            result = await search(
+                conn, "default", "shared helper handle request", vector, Filters(), 5,
+                mode="hybrid", ef_search=40, expected_model=fake_embedder.model,
+                text_budget_ms=40, text_max_cost=20,
+            )  # fmt: skip
+        assert result.lexical == "too_common" and len(result.hits) == 5
+    finally:
+        await pool.close()
+
+
+async def index_exists(conn: asyncpg.Connection) -> bool:
+    return await db.vector_index_exists(conn, DIMENSION)
+
+
+async def test_big_first_index_loads_without_the_hnsw_index_then_builds_it(
+    migrated_dsn: str, fake_embedder: FakeEmbedder, tmp_path: Path, monkeypatch: Any
+) -> None:
+    root = write_handlers(tmp_path / "repo", 60)
+    decisions: list[dict[str, Any]] = []
+
+    def decide(**facts: Any) -> bool:
+        # The real rule also needs writes slower than embedding, which depends on
+        # this machine's speed: record its inputs, and say yes.
+        decisions.append(facts)
+        return True
+
+    monkeypatch.setattr(indexer, "should_defer_index", decide)
+    during: list[tuple[bool, bool]] = []  # (index present, another job could rebuild it)
+    write_files = db.write_files
+    pool = await db.create_pool(migrated_dsn)
+
+    async def observed_write(conn: asyncpg.Connection, *args: Any, **kwargs: Any) -> None:
+        present = await index_exists(conn)
+        rebuilt = False
+        if not present:
+            # Another job's batch (ensure_project) must not rebuild it under us.
+            async with pool.acquire() as other:
+                rebuilt = await db.ensure_vector_index(other, DIMENSION)
+        during.append((present, rebuilt))
+        await write_files(conn, *args, **kwargs)
+
+    monkeypatch.setattr(db, "write_files", observed_write)
+    try:
+        # 8 chunks per write: the first write (index live) measures the insert
+        # cost, the decision comes at the second.
+        progress = await index(
+            pool, fake_embedder, root, embed_batch_size=2, defer_index_min_chunks=1
+        )
+        assert progress.counters["chunks_created"] == 60
+        assert len(decisions) == 1
+        facts = decisions[0]
+        assert facts["first_index"] is True and facts["min_chunks"] == 1
+        assert facts["other_rows"] == 0
+        assert 40 <= facts["remaining_chunks"] <= 60  # 52 left after the first 8
+        assert during[0] == (True, False)
+        assert during[1:] and all(d == (False, False) for d in during[1:])
+        assert "vector_index_s" in progress.timings
+        async with pool.acquire() as conn:
+            assert await index_exists(conn)
+            valid = await conn.fetchval(
+                "SELECT indisvalid FROM pg_index WHERE indexrelid = $1::regclass",
+                db.hnsw_index_name(DIMENSION),
+            )
+            assert valid is True
+            # Indexing again changes nothing, so it does not touch the index.
+            assert await db.missing_vector_indexes(conn) == []
+        again = await index(pool, fake_embedder, root, defer_index_min_chunks=1)
+        assert again.counters["files_unchanged"] == 60 and len(decisions) == 1
+        assert "vector_index_s" not in again.timings
+    finally:
+        await pool.close()
+
+
+async def test_a_dead_bulk_load_leaves_no_index_missing(
+    migrated_dsn: str, fake_embedder: FakeEmbedder, sample_repo: Path
+) -> None:
+    pool = await db.create_pool(migrated_dsn)
+    settings = ServerSettings(stale_after=1, heartbeat_interval=0.2)
+    embedder = OllamaEmbedder(fake_embedder.url, fake_embedder.model)
+    try:
+        async with pool.acquire() as conn:
+            await db.ensure_project(conn, "default", fake_embedder.model, DIMENSION, replace=False)
+            # While an index is being (re)built, a bulk load does not drop it.
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2)", db.VECTOR_INDEX_LOCK, DIMENSION
+                )
+                loader = await asyncpg.connect(migrated_dsn)
+                assert await db.defer_vector_index(loader, DIMENSION) is False
+            assert await index_exists(conn)
+
+            assert await db.defer_vector_index(loader, DIMENSION) is True
+            assert not await index_exists(conn)
+            assert await db.ensure_vector_index(conn, DIMENSION) is False  # held back
+            await loader.close()  # the loader dies without building the index
+            assert await db.missing_vector_indexes(conn) == [DIMENSION]
+
+            # Its job is still "running" with an old heartbeat.
+            job_id = await db.create_job(
+                conn, project_id="default", repo_path=str(sample_repo),
+                root_path=str(sample_repo), force_reindex=False,
+                embedding_model=fake_embedder.model,
+            )  # fmt: skip
+            assert (await db.claim_job(conn, "dead-worker"))["id"] == job_id  # type: ignore[index]
+            await conn.execute(
+                "UPDATE jobs SET heartbeat_at = now() - interval '10 minutes' WHERE id = $1",
+                job_id,
+            )
+        # The worker that recovers the job builds the index before anything else.
+        worker = Worker(pool, embedder, settings, worker_id=f"live-{uuid.uuid4().hex[:4]}")
+        assert await worker.run_once() is True
+        async with pool.acquire() as conn:
+            assert await index_exists(conn)
+            assert (await db.get_job(conn, job_id))["status"] == "completed"  # type: ignore[index]
+    finally:
+        await embedder.aclose()
+        await pool.close()
