@@ -8,7 +8,7 @@ the templates, ``down --volumes`` and the tests agree on them.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -21,7 +21,7 @@ Target = Literal["podman", "kubernetes"]
 # ollama: the upstream Ollama image pinned by digest in the lock (GPU capable,
 # nomic-embed-text pulled into the models volume at first start: needs network).
 Embedder = Literal["builtin", "ollama"]
-EMBEDDERS: tuple[str, ...] = ("builtin", "ollama")
+EMBEDDERS: tuple[str, ...] = get_args(Embedder)
 
 IMAGE_NAMES: tuple[str, ...] = ("embedder", "postgres", "server")
 # The upstream image (images/upstream.toml) and the model each embedder serves by default.

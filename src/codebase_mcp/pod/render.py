@@ -80,9 +80,9 @@ def embedder_spec(inputs: RenderInputs) -> dict[str, Any]:
             "user": None,
             "models_path": "/root/.ollama",
             "tmp_limit": "256Mi",
-            "host_env": True,
+            "upstream": True,
         }
-    return {"user": 10001, "models_path": "/models", "tmp_limit": "64Mi", "host_env": False}
+    return {"user": 10001, "models_path": "/models", "tmp_limit": "64Mi", "upstream": False}
 
 
 def server_env(
@@ -102,13 +102,14 @@ def server_env(
     if inputs.embedder == "ollama":
         # Upstream Ollama has no model until one is pulled: the init pulls it (needs network).
         env["EMBEDDER_PULL"] = "true"
+    if inputs.target == "podman" or inputs.embedder == "ollama":
+        # A cold first start (initdb, model load; Ollama: the model pull) outlasts the
+        # init's default deadline.
         env["CODEBASE_MCP_INIT_DEADLINE"] = str(server_start_seconds(inputs))
     if inputs.target == "podman":
         # Postgres and the embedder start beside the server: retry them often (at most every
-        # second, not the default 5 s) so the server is up as soon as they are, and give a
-        # cold first start (initdb, model load) two minutes.
+        # second, not the default 5 s) so the server is up as soon as they are.
         env["CODEBASE_MCP_INIT_BACKOFF_MAX"] = "1"
-        env["CODEBASE_MCP_INIT_DEADLINE"] = str(server_start_seconds(inputs))
     if inputs.target == "podman" and inputs.repos:
         env["CODEBASE_MCP_ROOTS"] = inputs.roots_env
     if inputs.target == "kubernetes":
