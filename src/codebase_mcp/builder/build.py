@@ -26,7 +26,7 @@ from codebase_mcp.builder.definitions import (
 )
 from codebase_mcp.builder.diff import write_record
 from codebase_mcp.builder.lockfile import ImageLock, Lock, check_fresh, load_lock
-from codebase_mcp.builder.project import files_digest, project_files, wheel_argv
+from codebase_mcp.builder.project import executable, files_digest, project_files, wheel_argv
 from codebase_mcp.builder.store import Store, Wanted, default_store
 from codebase_mcp.errors import BuildError, DefinitionError
 from codebase_mcp.proc import Runner
@@ -429,7 +429,7 @@ def git_argv(root: Path) -> list[str]:
 
 def normal_mode(path: Path) -> int:
     """0755 for an executable file, else 0644: what git records, umask aside."""
-    return 0o755 if path.stat().st_mode & 0o111 else 0o644
+    return 0o755 if executable(path) else 0o644
 
 
 def link(source: Path, target: Path) -> None:
