@@ -1,14 +1,17 @@
 """Arguments no tool accepts, refused before any tool runs (every transport).
 
-No path, query or id ever needs a NUL character, an unpaired UTF-16
-surrogate, or values nested dozens deep; Postgres text cannot even store a
-NUL, and the operating system cuts paths at one. Refusing them here, in one
-FastMCP middleware, gives every tool (present and future) the same clean tool
-error instead of a database or ``ValueError`` traceback further in.
+No path, query or id ever needs a NUL character, another control character
+(tab, newline and carriage return aside), an unpaired UTF-16 surrogate, more
+than 32 Ki characters, or values nested dozens deep; Postgres text cannot even
+store a NUL, and the operating system cuts paths at one. Refusing them here, in
+one FastMCP middleware, gives every tool (present and future) the same clean
+tool error instead of a database or ``ValueError`` traceback further in, and
+keeps terminal escapes out of the messages that quote an argument back.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import mcp.types as mt
@@ -17,6 +20,8 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import ToolResult
 
 MAX_DEPTH = 16
+MAX_STRING_CHARS = 32 * 1024  # the longest real argument (a path) is 4096
+_CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def problem(value: Any, where: str, depth: int = 0) -> str | None:
@@ -26,6 +31,11 @@ def problem(value: Any, where: str, depth: int = 0) -> str | None:
     if isinstance(value, str):
         if "\x00" in value:
             return f"{where} contains a NUL character"
+        if len(value) > MAX_STRING_CHARS:
+            return f"{where} is {len(value)} characters long (at most {MAX_STRING_CHARS})"
+        control = _CONTROL.search(value)
+        if control:
+            return f"{where} contains the control character U+{ord(control.group()):04X}"
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:

@@ -33,7 +33,7 @@ from codebase_mcp.server.security import (
     load_token,
 )
 from codebase_mcp.server.tokenauth import BearerTokenVerifier, read_token_file
-from codebase_mcp.server.toolguard import MAX_DEPTH, problem
+from codebase_mcp.server.toolguard import MAX_DEPTH, MAX_STRING_CHARS, problem
 
 TOKEN = "k8TqW3vYp0Zr5nLx2CjH9sDf"
 
@@ -294,7 +294,11 @@ def test_the_verifier_accepts_the_token_only_and_keeps_no_copy_in_the_request() 
 
 
 def test_argument_guard_finds_nul_surrogates_and_depth() -> None:
-    assert problem("plain text, ünïcödé, 🙂, \u202e", "q") is None
+    assert problem("plain text, ünïcödé, 🙂, \u202e, tab\tnew\nline\r", "q") is None
+    assert problem("red \x1b[31m", "q") == "q contains the control character U+001B"
+    assert problem("\x85", "q") == "q contains the control character U+0085"
+    assert problem("x" * (MAX_STRING_CHARS + 1), "q") is not None
+    assert problem("x" * MAX_STRING_CHARS, "q") is None
     assert problem("a\x00b", "q") == "q contains a NUL character"
     assert problem("\ud800", "q") == "q contains an unpaired UTF-16 surrogate"
     assert problem({"k\x00": 1}, "q") == "a key in q contains a NUL character"
