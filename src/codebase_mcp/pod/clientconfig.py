@@ -67,10 +67,10 @@ def instructions(
         "  then search it with the search tools.",
     ]
     if token:
-        where = f" (kept in {token_file}, mode 0600)" if token_file else ""
+        where = f"{token_file} (mode 0600) and " if token_file else ""
         lines[1:1] = [
-            f"Auth: every request needs `Authorization: Bearer <token>`; the token{where}",
-            "  is in the config below: keep that file private.",
+            "Auth: on. Every request needs `Authorization: Bearer <token>`; the token is in",
+            f"  {where}the config below: keep them private.",
         ]
     if not repos:
         lines.append(
