@@ -59,16 +59,22 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def run_doctor() -> None:
-    """The host checks of ``codebase-mcp doctor``: a failed one stops ``up`` with its fix."""
-    from codebase_mcp.doctor import run_checks
+    """The host checks of ``codebase-mcp doctor``: a failed one stops ``up``, naming the fix.
+
+    The hint is one command (``doctor --fix``, with sudo for a plain user), so a fresh
+    machine goes from ``make up`` to a working host in one step.
+    """
+    import os
+
+    from codebase_mcp.doctor import fix_command, run_checks
 
     failed = [r for r in run_checks() if r.status == "fail"]
     if failed:
-        fixes = "; ".join(f"{r.name}: {r.fix}" for r in failed if r.fix)
         raise HostCheckFailed(
             "this host is not ready for the pod: "
             + ", ".join(f"{r.name} ({r.detail})" for r in failed),
-            hint=(fixes + "; " if fixes else "") + "`codebase-mcp doctor` shows every check",
+            hint=f"run: {fix_command(os.getuid())}  (it fixes what is missing and says what it "
+            "changed; `codebase-mcp doctor` shows every check with its fix)",
         )
 
 
