@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from tests.support.ci import fail_skips_in_ci
 
 pytest_plugins = ["pytester"]
