@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "down": "codebase_mcp.cli.pod:down",
     "status": "codebase_mcp.cli.pod:status",
     "logs": "codebase_mcp.cli.pod:logs",
+    "repo": "codebase_mcp.cli.repo:repo",
     "serve": "codebase_mcp.cli.serve:serve",
     "init": "codebase_mcp.cli.init:init",
     "health": "codebase_mcp.cli.init:health",

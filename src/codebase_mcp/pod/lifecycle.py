@@ -35,10 +35,10 @@ from codebase_mcp.pod.models import (
     RenderInputs,
     built_images,
     names_for,
-    repo_mounts,
 )
 from codebase_mcp.pod.podman import Podman
 from codebase_mcp.pod.render import render
+from codebase_mcp.pod.repos import forget_hint, present_mounts
 from codebase_mcp.pod.state import (
     PodState,
     load_state,
@@ -119,6 +119,8 @@ class Lifecycle:
     sleep: Callable[[float], None] = time.sleep
     # Seconds from `kube play` to each container's first passing probe (last up).
     timings: dict[str, float] = field(default_factory=dict)
+    # Remembered repositories the last up did not mount: they no longer exist.
+    skipped_repos: list[str] = field(default_factory=list)
 
     # --- up ------------------------------------------------------------------
     def up(self, opts: UpOptions) -> PodState:
@@ -141,6 +143,12 @@ class Lifecycle:
         version = detect_version(self.podman.runner)
         port = self._choose_port(opts, previous)
         repos = [str(Path(r).resolve()) for r in opts.repos] or (previous.repos if previous else [])
+        mounts, self.skipped_repos = present_mounts(repos)
+        for missing in self.skipped_repos:
+            ui.warn(
+                f"repository {missing} no longer exists: not mounted this time "
+                f"(still remembered; {forget_hint(missing)})"
+            )
         secret.ensure_password(password_file(directory))
         secret.ensure_podman_secret(
             self.podman.runner, names_for(opts.name).secret, password_file(directory)
@@ -156,7 +164,7 @@ class Lifecycle:
                 images=refs,
                 port=port,
                 host_ip=opts.host_ip,
-                repos=repo_mounts(repos),
+                repos=mounts,
                 features=features_for(version),
                 dev_source=str(opts.dev_source) if opts.dev_source else None,
                 embedder=embedder,

@@ -330,3 +330,24 @@ def test_without_build_ollama_needs_only_the_built_images(world) -> None:  # typ
     assert state.images["embedder"] == OLLAMA_REF
     # the built embedder image was never asked for
     assert not any("codebase-mcp-embedder" in c[-1] for c in world.runner.called("podman", "image"))
+
+
+def test_up_skips_a_remembered_repository_that_is_gone_and_keeps_the_others_paths(
+    world, tmp_path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    first = world.life.up(UpOptions(name="cm", repos=[str(a), str(b)]))
+    assert world.life.skipped_repos == []
+    a.rmdir()
+    capsys.readouterr()
+    second = world.life.up(UpOptions(name="cm"))
+    err = capsys.readouterr().err
+    assert f"warning: repository {a} no longer exists" in err
+    assert f"`codebase-mcp repo remove {a}` forgets it" in err
+    assert world.life.skipped_repos == [str(a)]
+    assert second.repos == first.repos  # still remembered
+    spec = (pod_dir("cm") / "pod.yaml").read_text()
+    assert str(a) not in spec
+    assert f"{b}=/repos/1" in spec  # b keeps its container path: its index still maps
