@@ -25,6 +25,7 @@ from codebase_mcp.errors import CodebaseMcpError
 COMMANDS: dict[str, str] = {
     "image": "codebase_mcp.cli.image:image",
     "doctor": "codebase_mcp.cli.doctor:doctor",
+    "config": "codebase_mcp.cli.config:config",
     "pod": "codebase_mcp.cli.pod:pod",
     "up": "codebase_mcp.cli.pod:up",
     "down": "codebase_mcp.cli.pod:down",
