@@ -99,7 +99,9 @@ def _print(results: list[Any], plan: Any, changed: list[str], dry_run: bool, uid
         if not changed:
             click.echo("nothing to change" + (" as this user" if plan.manual else ""))
     if plan.manual:
-        click.echo("run as root (or all at once: `sudo codebase-mcp doctor --fix`):")
+        from codebase_mcp.doctor import fix_command
+
+        click.echo(f"run as root (or all at once: `{fix_command(uid)}`):")
         for command in plan.manual:
             click.echo(f"  {command.shell(sudo=uid != 0)}    # {command.why}")
 
