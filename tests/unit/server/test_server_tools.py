@@ -46,3 +46,10 @@ def test_naming_the_tools_does_not_import_the_server() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_serve_help_lists_exactly_the_registered_tools() -> None:
+    from codebase_mcp.cli.serve import serve
+
+    listed = (serve.help or "").split("(tools:", 1)[1].split(")", 1)[0]
+    assert sorted(name.strip() for name in listed.split(",")) == sorted(tools.TOOLS)
