@@ -13,7 +13,9 @@ a small work repository and :func:`publish` pushes it into the base.
 from __future__ import annotations
 
 import base64
+import gzip
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -79,7 +81,7 @@ def commit(repo: Path, files: Mapping[str, str | None], message: str) -> str:
 def publish(repo: Path, bare: Path) -> None:
     """Push every branch and tag of ``repo`` into the bare repository ``bare`` (created)."""
     if not bare.exists():
-        git("init", "-q", "--bare", bare)
+        git("init", "-q", "--bare", "-b", "main", bare)
     refspecs = ("refs/heads/*:refs/heads/*", "refs/tags/*:refs/tags/*")
     git("push", "-q", "--force", bare, *refspecs, cwd=repo)
 
@@ -136,11 +138,13 @@ class HttpGitServer:
     token: str
     statuses: list[int] = field(default_factory=list)
     upload_pack_bytes: list[int] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)  # protocol v2: ls-refs, fetch
     authorizations: list[str] = field(default_factory=list)
 
     def reset(self) -> None:
         self.statuses.clear()
         self.upload_pack_bytes.clear()
+        self.commands.clear()
         self.authorizations.clear()
 
 
@@ -197,9 +201,16 @@ def git_http(base: Path, token: str) -> Iterator[HttpGitServer]:
 
         def _serve(self) -> None:
             body = self._body() if self.command == "POST" else b""
+            plain = body
+            if self.headers.get("Content-Encoding", "").lower() == "gzip":
+                plain = gzip.decompress(body)
+            match = re.search(rb"command=([a-z-]+)", plain[:64])
             header = self.headers.get("Authorization", "")
             with lock:
                 seen.authorizations.append(header)
+            if match and _accepted(header, token):
+                with lock:
+                    seen.commands.append(match[1].decode())
             if not _accepted(header, token):
                 self._answer(401, [("WWW-Authenticate", 'Basic realm="git"')], b"unauthorized\n")
                 return

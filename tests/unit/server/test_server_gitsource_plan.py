@@ -4,6 +4,7 @@ and the cache's calls against a fake runner (nothing runs git here)."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
@@ -409,3 +410,25 @@ def test_a_token_file_that_is_empty_is_a_config_error(tmp_path: Path) -> None:
     token_file.write_text("\n")
     with pytest.raises(ConfigError, match="empty"):
         GitSources(config(tmp_path, token_file=token_file), FakeGit()).resolve(REMOTE.url)
+
+
+def test_a_fetch_waits_for_the_lock_then_gives_up_clearly(tmp_path: Path) -> None:
+    sources = GitSources(config(tmp_path, timeout=0.05), FakeGit())
+    locks = tmp_path / "cache" / "locks"
+    locks.mkdir(parents=True)
+    with open(locks / f"{REMOTE.key}.lock", "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(GitSourceError, match="held the cache lock for more than 0s"):
+            sources.fetch(REMOTE.url, SHA_A)
+    assert sources.runner.calls == []
+
+
+def test_commit_arguments_are_full_ids_that_agree(tmp_path: Path) -> None:
+    sources = GitSources(config(tmp_path), FakeGit())
+    with pytest.raises(InvalidGitSource, match="disagree"):
+        sources.fetch(REMOTE.url, SHA_A, commit=SHA_B)
+    with pytest.raises(InvalidGitSource, match="full commit id"):
+        sources.fetch(REMOTE.url, "main", since="-n")
+    with pytest.raises(InvalidGitSource, match="full commit id"):
+        sources.changed_paths(REMOTE.url, "--output=/etc/x", SHA_B)
+    assert sources.runner.calls == []

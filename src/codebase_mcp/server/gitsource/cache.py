@@ -58,6 +58,9 @@ log = logging.getLogger("codebase_mcp.server.gitsource")
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 STALE_TMP_SECONDS = 24 * 3600
+# Waiting for another fetch of the same URL: it may run a few git calls, each
+# with the timeout.
+LOCK_WAIT_CALLS = 4
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,10 @@ class GitSources:
                     f"{name}={value[:80]!r} is not a full commit id",
                     hint="pass the 40 (or 64) hex digits resolve() returned",
                 )
+        if spec.kind == "sha" and commit is not None and commit != spec.text:
+            raise InvalidGitSource(
+                f"ref {spec.text} and commit {commit} disagree", hint="pass one commit id"
+            )
         token = self._token(remote)
         pick: Pick | None = None
         short: str | None = None
@@ -166,6 +173,11 @@ class GitSources:
     def changed_paths(self, url: str, old: str, new: str) -> list[Change]:
         """The paths that differ between two commits already in the cache."""
         remote, _ = self.check(url)
+        for value in (old, new):
+            if not _FULL_SHA.fullmatch(value):
+                raise InvalidGitSource(
+                    f"{value[:80]!r} is not a full commit id", hint="pass 40 (or 64) hex digits"
+                )
         mirror = self._mirror(remote)
         with self._locked(remote):
             for commit in (old, new):
@@ -459,7 +471,8 @@ class GitSources:
         locks = self.config.cache_dir / "locks"
         locks.mkdir(parents=True, exist_ok=True)
         (self.config.cache_dir / "mirrors").mkdir(exist_ok=True)
-        deadline = time.monotonic() + self.config.timeout
+        wait = self.config.timeout * LOCK_WAIT_CALLS
+        deadline = time.monotonic() + wait
         with open(locks / f"{remote.key}.lock", "a+b") as handle:
             while True:
                 try:
@@ -469,7 +482,7 @@ class GitSources:
                     if time.monotonic() > deadline:
                         raise GitSourceError(
                             f"another fetch of {remote} held the cache lock for more than "
-                            f"{self.config.timeout:.0f}s",
+                            f"{wait:.0f}s",
                             hint="try again later; CODEBASE_MCP_GIT_TIMEOUT sets the limit",
                         ) from None
                     time.sleep(0.05)
