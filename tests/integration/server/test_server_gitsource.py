@@ -456,3 +456,48 @@ def test_a_server_that_never_answers_times_out(scheme: str, tmp_path: Path) -> N
             GitSources(config).fetch(f"{scheme}://127.0.0.1:{port}/repo.git", "main")
         assert "CODEBASE_MCP_GIT_TIMEOUT" in (info.value.hint or "")
     assert snapshot(tmp_path / "cache") == {}
+
+
+FAKE_SSH = """#!/bin/sh
+# Stands in for ssh (no sshd here): records its argv, runs the remote command locally.
+for arg in "$@"; do printf '%s\\n' "$arg"; done > "LOG"
+for last in "$@"; do :; done
+exec sh -c "$last"
+"""
+
+
+def test_ssh_urls_use_the_mounted_key_and_known_hosts(upstream: Upstream, tmp_path: Path) -> None:
+    """git's real ssh transport, with a stand-in ssh that runs git-upload-pack locally."""
+    key, known, log = tmp_path / "id_ed25519", tmp_path / "known_hosts", tmp_path / "ssh.log"
+    fakebin = tmp_path / "bin"
+    fakebin.mkdir()
+    (fakebin / "ssh").write_text(FAKE_SSH.replace('"LOG"', f'"{log}"'))
+    (fakebin / "ssh").chmod(0o755)
+    key.write_text("not a real key\n")
+    known.write_text("127.0.0.1 ssh-ed25519 AAAA\n")
+    config = GitConfig(
+        cache_dir=tmp_path / "cache",
+        hosts=(HostRule("127.0.0.1"),),
+        protocols=("ssh",),
+        timeout=30.0,
+        ssh_key_file=key,
+        known_hosts_file=known,
+    )
+    # git runs "ssh ..." from GIT_SSH_COMMAND through PATH: the stand-in comes first.
+    environ = {"PATH": f"{fakebin}:{os.environ['PATH']}", "HOME": str(tmp_path)}
+    sources = GitSources(config, Runner(), environ=environ)
+
+    scp_like = f"git@127.0.0.1:{upstream.base}/repo.git"
+    checkout = sources.fetch(scp_like, "v1")
+    assert checkout.commit == upstream.first
+    assert checkout.url == f"ssh://git@127.0.0.1{upstream.base}/repo.git"
+    argv = log.read_text().splitlines()
+    for option in (
+        "BatchMode=yes",
+        "StrictHostKeyChecking=yes",
+        "IdentitiesOnly=yes",
+        f"UserKnownHostsFile={known}",
+    ):
+        assert option in argv, argv
+    assert argv[argv.index("-i") + 1] == str(key) and argv[:2] == ["-F", "/dev/null"]
+    assert "git@127.0.0.1" in argv and "git-upload-pack" in argv[-1]
