@@ -7,9 +7,10 @@ current value (secrets redacted) and one line of help. ``config --env`` prints t
 a commented ``.env`` template, committed as ``docs/env.example``
 (``tests/unit/test_config_cmd.py`` keeps the two equal).
 
-The one exception: help for the server's settings lives in :data:`SERVER_HELP` until
-those fields carry a ``description`` (a field's own description wins; the test fails on
-a field with neither, and on a help entry for a field that no longer exists).
+The one exception: the help shown for the server's settings lives in :data:`SERVER_HELP`
+(server/config.py's fields have no or terse descriptions; moving these lines there as
+``description=`` would remove it). An entry wins over a field's description; the test
+fails on a field with neither, and on an entry for a field that no longer exists.
 """
 
 from __future__ import annotations
@@ -52,8 +53,19 @@ SERVER_HELP: dict[str, str] = {
     "context_lines": "lines of context around each hit",
     "pool_min_size": "Postgres connections kept open",
     "pool_max_size": "most Postgres connections per replica",
+    "git_hosts": "hosts git sources may name, comma separated (`host` allows any port, "
+    "`host:port` that port only); empty: git sources are disabled",
+    "git_protocols": "transports git may use, of https, ssh, http, git",
+    "git_cache": "the cache of mirrors and checkouts (a volume shared by replicas). Default: "
+    "$XDG_CACHE_HOME/codebase-mcp/git, else ~/.cache/codebase-mcp/git",
+    "git_timeout": "seconds each git call may take",
+    "git_ssh_key_file": "a mounted SSH private key for ssh:// and git@host:path URLs",
+    "git_known_hosts_file": "the host keys ssh checks (unset: ssh's own default file)",
+    "git_token_file": "a mounted file holding an https token (one line), read at every fetch",
+    "git_token_scheme": "how the token is sent: basic (USER:TOKEN) or bearer",
+    "git_token_user": "the user of basic token authentication",
 }
-_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN)$", re.IGNORECASE)
 _BRACKETS = re.compile(r"\s*\[(?:env|default)[^\]]*\]")
 
 
@@ -76,7 +88,7 @@ class Group:
 def _model_settings(model: type[Any], prefix: str, help_for: Mapping[str, str]) -> list[Setting]:
     out = []
     for name, info in model.model_fields.items():
-        default = info.default
+        default = None if info.default_factory is not None else info.default
         if isinstance(default, bool):
             shown = "true" if default else "false"
         elif isinstance(default, float):
@@ -84,7 +96,7 @@ def _model_settings(model: type[Any], prefix: str, help_for: Mapping[str, str]) 
         else:
             shown = "" if default is None else str(default)
         secret = SecretStr in getattr(info.annotation, "__args__", (info.annotation,))
-        help_text = info.description or help_for.get(name, "")
+        help_text = help_for.get(name) or info.description or ""
         out.append(Setting(f"{prefix}{name.upper()}", shown, help_text, secret=secret))
     return out
 

@@ -39,10 +39,8 @@ def test_every_setting_has_help_and_appears_once() -> None:
         assert expected in names  # fmt: skip
 
 
-def test_server_help_entries_are_for_fields_without_a_description() -> None:
-    fields = ServerSettings.model_fields
-    assert set(configref.SERVER_HELP) <= set(fields), "help for a field that is gone"
-    assert [n for n in configref.SERVER_HELP if fields[n].description] == []
+def test_server_help_entries_are_for_fields_that_exist() -> None:
+    assert set(configref.SERVER_HELP) <= set(ServerSettings.model_fields), "a field is gone"
 
 
 def test_current_values_are_shown_and_secrets_redacted(
