@@ -19,18 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codebase_mcp.errors import CommandFailed, ToolMissing
-
-# Which Debian package provides each host tool, for the ToolMissing hint.
-TOOL_PACKAGES: dict[str, str] = {
-    "podman": "podman",
-    "buildah": "buildah",
-    "skopeo": "skopeo",
-    "mmdebstrap": "mmdebstrap",
-    "runc": "runc",
-    "newuidmap": "uidmap",
-    "dpkg-scanpackages": "dpkg-dev",
-    "git": "git",
-}
+from codebase_mcp.hostpackages import package_for_program
 
 _echo = False
 
@@ -128,10 +117,12 @@ def _same(text: str) -> str:
 
 
 def missing_tool(name: str) -> ToolMissing:
-    package = TOOL_PACKAGES.get(Path(name).name, Path(name).name)
+    program = Path(name).name
+    package = package_for_program(program) or program
     return ToolMissing(
         f"`{name}` is not installed on this host",
-        hint=f"install it: `sudo apt-get install {package}`; `codebase-mcp doctor` checks the rest",
+        hint=f"install it: `sudo apt-get install {package}`, or run "
+        "`codebase-mcp doctor --fix` (as root it installs everything the project needs)",
     )
 
 

@@ -229,11 +229,13 @@ def up(
             "seconds": round(elapsed, 2),
             "healthy_after": lifecycle.timings,
             "server_container": server,
+            "skipped_repos": lifecycle.skipped_repos,
         }
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     ui.info(f"pod {pod_name} healthy in {elapsed:.1f}s")
-    click.echo(instructions(state.endpoint, server, state.repos))
+    mounted = [r for r in state.repos if r not in lifecycle.skipped_repos]
+    click.echo(instructions(state.endpoint, server, mounted))
 
 
 @click.command()

@@ -30,6 +30,7 @@ import click
     default="info",
     show_default=True,
     envvar="CODEBASE_MCP_LOG_LEVEL",
+    help="Log level of the server's own log lines (stderr). [env: CODEBASE_MCP_LOG_LEVEL]",
 )
 def serve(transport: str, host: str | None, port: int | None, log_level: str) -> None:
     """Serve semantic code search over MCP (tools: start_indexing_background,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import types
 from dataclasses import dataclass, field
@@ -249,7 +250,7 @@ def test_doctor_failures_stop_up_with_their_fix(monkeypatch) -> None:  # type: i
     monkeypatch.setattr(doctor, "run_checks", lambda: results)
     with pytest.raises(HostCheckFailed, match=r"runtime \(crun\)") as caught:
         run_doctor()
-    assert "apt-get install runc" in (caught.value.hint or "")
+    assert (caught.value.hint or "").startswith(f"run: {doctor.fix_command(os.getuid())}")
     results.pop()
     run_doctor()
 
@@ -329,3 +330,24 @@ def test_without_build_ollama_needs_only_the_built_images(world) -> None:  # typ
     assert state.images["embedder"] == OLLAMA_REF
     # the built embedder image was never asked for
     assert not any("codebase-mcp-embedder" in c[-1] for c in world.runner.called("podman", "image"))
+
+
+def test_up_skips_a_remembered_repository_that_is_gone_and_keeps_the_others_paths(
+    world, tmp_path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    first = world.life.up(UpOptions(name="cm", repos=[str(a), str(b)]))
+    assert world.life.skipped_repos == []
+    a.rmdir()
+    capsys.readouterr()
+    second = world.life.up(UpOptions(name="cm"))
+    err = capsys.readouterr().err
+    assert f"warning: repository {a} no longer exists" in err
+    assert f"`codebase-mcp repo remove {a}` forgets it" in err
+    assert world.life.skipped_repos == [str(a)]
+    assert second.repos == first.repos  # still remembered
+    spec = (pod_dir("cm") / "pod.yaml").read_text()
+    assert str(a) not in spec
+    assert f"{b}=/repos/1" in spec  # b keeps its container path: its index still maps
