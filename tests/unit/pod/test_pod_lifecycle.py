@@ -13,6 +13,7 @@ import pytest
 
 from codebase_mcp.errors import CommandFailed, HostCheckFailed, ImageNotBuilt, PodUnhealthy
 from codebase_mcp.pod.lifecycle import Lifecycle, UpOptions, run_doctor
+from codebase_mcp.pod.models import repo_container_path
 from codebase_mcp.pod.podman import Podman
 from codebase_mcp.pod.state import load_state, pod_dir
 from codebase_mcp.proc import Result
@@ -350,4 +351,6 @@ def test_up_skips_a_remembered_repository_that_is_gone_and_keeps_the_others_path
     assert second.repos == first.repos  # still remembered
     spec = (pod_dir("cm") / "pod.yaml").read_text()
     assert str(a) not in spec
-    assert f"{b}=/repos/1" in spec  # b keeps its container path: its index still maps
+    assert (
+        f"{b}={repo_container_path(str(b))}" in spec
+    )  # b keeps its container path: its index still maps

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from codebase_mcp.cli import cli
+from codebase_mcp.pod.models import repo_container_path
 from codebase_mcp.pod.repos import present_mounts
 from codebase_mcp.pod.state import PodState, load_state, pod_dir, save_state
 
@@ -89,5 +90,7 @@ def test_repo_commands_before_any_up_say_what_to_do(
 def test_present_mounts_keep_each_repositorys_container_path() -> None:
     mounts, missing = present_mounts(["/a", "/b", "/c"], exists=lambda p: p != "/b")
     assert missing == ["/b"]
-    assert [(m.host_path, m.container_path) for m in mounts] == [("/a", "/repos/0"),
-                                                                  ("/c", "/repos/2")]  # fmt: skip
+    assert [(m.host_path, m.container_path) for m in mounts] == [
+        ("/a", repo_container_path("/a")),
+        ("/c", repo_container_path("/c")),
+    ]
