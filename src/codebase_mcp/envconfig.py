@@ -1,12 +1,14 @@
 """The settings models' environment variables, read with the stdlib only (for start-up paths).
 
 Why: importing pydantic and pydantic-settings was the largest part of the init's
-start-up, 42 % of its imports (docs/init.md, "Start-up time"). The pydantic models
-(:mod:`codebase_mcp.settings`, :mod:`codebase_mcp.init.settings`) stay the source of
-truth for names, defaults and validation; each has a frozen dataclass *mirror* (same
-field names in the same order, same defaults, the models' ``gt``/``ge`` bounds in the
-field metadata), and ``tests/unit/init/test_envconfig.py`` fails as soon as a mirror
-and its model disagree.
+start-up, 42 % of its imports (docs/init.md, "Start-up time"). Each settings model has
+a frozen dataclass *mirror* (same field names in the same order, same defaults, the
+models' ``gt``/``ge`` bounds in the field metadata). The init's own settings are
+declared once, as their mirror (:class:`codebase_mcp.init.config.InitConfig`, fields made
+with :func:`setting`): their pydantic model and click options are derived from it. The
+shared ``DATABASE_*``/``EMBEDDER_*`` models (:mod:`codebase_mcp.settings`, used typed by
+the server) are declared as models, and ``tests/unit/init/test_envconfig.py`` fails as
+soon as one of their mirrors disagrees.
 
 The reader is deliberately narrow: it takes only canonical spellings (``12.5``,
 ``5432``, ``true``/``no``/..., one of the listed choices) and checks the models'
@@ -52,6 +54,58 @@ M = TypeVar("M", bound=Mirror)
 
 class _Defer(Exception):
     """This value needs pydantic: an unusual spelling, or invalid (pydantic says why)."""
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    default_text: str | None = None,
+    secret: bool = False,
+) -> Any:
+    """A mirror field that declares a setting once: default, help, bounds, secrecy.
+
+    ``help`` is one line (the click option's help, the model field's description);
+    ``default_text`` replaces the default where it is shown; a ``secret`` is kept out
+    of repr and becomes a ``SecretStr`` in a derived model.
+    """
+    metadata: dict[str, Any] = {"help": help}
+    if gt is not None:
+        metadata["gt"] = gt
+    if ge is not None:
+        metadata["ge"] = ge
+    if default_text is not None:
+        metadata["default_text"] = default_text
+    if secret:
+        metadata["secret"] = True
+    return dataclasses.field(default=default, metadata=metadata, repr=not secret)
+
+
+def shown_default(field: dataclasses.Field[Any]) -> str:
+    """A field's default as help texts and ``.env`` templates show it."""
+    if "default_text" in field.metadata:
+        return str(field.metadata["default_text"])
+    value = field.default
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "" if value is None else str(value)
+
+
+def in_bounds(value: object, metadata: Mapping[str, Any]) -> bool:
+    """Whether ``value`` meets a field's ``gt``/``ge`` (the model's bounds)."""
+    return _in_bounds(value, metadata)
+
+
+def read_float(text: str) -> float | None:
+    """``text`` as a float when it is a canonical decimal (``12``, ``0.5``), else ``None``."""
+    try:
+        return _float(text)
+    except _Defer:
+        return None
 
 
 def _float(text: str) -> float:

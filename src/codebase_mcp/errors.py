@@ -239,3 +239,40 @@ class EmbedderError(CodebaseMcpError):
     """The embedder is unreachable or answered with an error."""
 
     exit_code = 64
+
+
+# --- git sources (the server's repo_url/ref inputs) ----------------------------
+class GitSourceError(CodebaseMcpError):
+    """Fetching a git source failed (the base of the git-source errors; also a broken cache)."""
+
+    exit_code = 70
+
+
+class InvalidGitSource(GitSourceError):
+    """A git URL or ref is malformed, local, uses a refused transport or carries credentials."""
+
+    exit_code = 71
+
+
+class GitHostNotAllowed(GitSourceError):
+    """A git URL's host or protocol is not in CODEBASE_MCP_GIT_HOSTS / _GIT_PROTOCOLS."""
+
+    exit_code = 72
+
+
+class GitUnreachable(GitSourceError):
+    """A git server did not answer (DNS, connection, timeout) or has no such repository."""
+
+    exit_code = 73
+
+
+class GitRefNotFound(GitSourceError):
+    """A branch, tag or commit that the repository does not have."""
+
+    exit_code = 74
+
+
+class GitAuthFailed(GitSourceError):
+    """A git server refused the credentials (or asked for some and none were configured)."""
+
+    exit_code = 75

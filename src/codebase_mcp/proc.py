@@ -14,23 +14,12 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from codebase_mcp.errors import CommandFailed, ToolMissing
-
-# Which Debian package provides each host tool, for the ToolMissing hint.
-TOOL_PACKAGES: dict[str, str] = {
-    "podman": "podman",
-    "buildah": "buildah",
-    "skopeo": "skopeo",
-    "mmdebstrap": "mmdebstrap",
-    "runc": "runc",
-    "newuidmap": "uidmap",
-    "dpkg-scanpackages": "dpkg-dev",
-    "git": "git",
-}
+from codebase_mcp.hostpackages import package_for_program
 
 _echo = False
 
@@ -69,18 +58,22 @@ class Runner:
         hint: str | None = None,
         inherit_env: bool = True,
         stdout_to_stderr: bool = False,
+        redact: Callable[[str], str] | None = None,
     ) -> Result:
         """Run ``argv``; ``env`` is added to this process's environment.
 
         ``inherit_env=False``: the child sees ``env`` alone (hermetic builds must
         not depend on the caller's variables). ``stdout_to_stderr``: with
         ``capture=False``, the child's output goes to stderr, keeping stdout for
-        the command's own result (``--json``).
+        the command's own result (``--json``). ``redact`` scrubs secrets from
+        everything this call shows: the echo, the failure's message and the
+        stderr it carries (the child itself still gets the real argv).
         """
         args = tuple(os.fspath(a) for a in argv)
         self.calls.append(args)
+        scrub = redact or _same
         if self.echo if self.echo is not None else _echo:
-            print(f"+ {quote(args)}", file=sys.stderr, flush=True)
+            print(f"+ {scrub(quote(args))}", file=sys.stderr, flush=True)
         if inherit_env:
             full_env = None if env is None else {**os.environ, **env}
         else:
@@ -109,30 +102,40 @@ class Runner:
             raise missing_tool(args[0]) from exc
         except subprocess.TimeoutExpired as exc:
             raise CommandFailed(
-                f"`{quote(args)}` did not finish within {timeout:.0f}s",
+                scrub(f"`{quote(args)}` did not finish within {timeout:.0f}s"),
                 hint=hint or "the host may be overloaded; run it by hand to see where it hangs",
                 returncode=-1,
             ) from exc
-        result = Result(args, proc.returncode, proc.stdout or "", proc.stderr or "")
+        result = Result(args, proc.returncode, proc.stdout or "", scrub(proc.stderr or ""))
         if check and proc.returncode != 0:
-            raise failure(result, hint)
+            raise failure(result, hint, redact)
         return result
 
 
+def _same(text: str) -> str:
+    return text
+
+
 def missing_tool(name: str) -> ToolMissing:
-    package = TOOL_PACKAGES.get(Path(name).name, Path(name).name)
+    program = Path(name).name
+    package = package_for_program(program) or program
     return ToolMissing(
         f"`{name}` is not installed on this host",
-        hint=f"install it: `sudo apt-get install {package}`; `codebase-mcp doctor` checks the rest",
+        hint=f"install it: `sudo apt-get install {package}`, or run "
+        "`codebase-mcp doctor --fix` (as root it installs everything the project needs)",
     )
 
 
-def failure(result: Result, hint: str | None) -> CommandFailed:
-    tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-    message = f"`{quote(result.argv)}` failed with exit code {result.returncode}"
+def failure(
+    result: Result, hint: str | None, redact: Callable[[str], str] | None = None
+) -> CommandFailed:
+    scrub = redact or _same
+    stderr = scrub(result.stderr)
+    tail = "\n".join(stderr.strip().splitlines()[-15:])
+    message = scrub(f"`{quote(result.argv)}` failed with exit code {result.returncode}")
     if tail:
         message += f":\n{tail}"
-    return CommandFailed(message, hint=hint, returncode=result.returncode, stderr=result.stderr)
+    return CommandFailed(message, hint=hint, returncode=result.returncode, stderr=stderr)
 
 
 def quote(argv: Sequence[str]) -> str:
@@ -156,6 +159,7 @@ def run(
     input: str | None = None,
     timeout: float | None = None,
     hint: str | None = None,
+    redact: Callable[[str], str] | None = None,
 ) -> Result:
     """Run ``argv`` with the process-wide default runner."""
     return _default.run(
@@ -167,4 +171,5 @@ def run(
         input=input,
         timeout=timeout,
         hint=hint,
+        redact=redact,
     )

@@ -26,13 +26,20 @@ class DatabaseSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DATABASE_", extra="ignore")
 
-    url: SecretStr | None = Field(default=None, description="postgresql://user:pass@host:port/db")
-    host: str = "127.0.0.1"
-    port: int = 5432
-    user: str = "codebase"
-    name: str = "codebase"
-    password: SecretStr | None = None
-    password_file: Path | None = None
+    url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:pass@host:port/db; when set, the parts below are unused",
+    )
+    host: str = Field(default="127.0.0.1", description="Postgres host")
+    port: int = Field(default=5432, description="Postgres port")
+    user: str = Field(default="codebase", description="database user")
+    name: str = Field(default="codebase", description="database name")
+    password: SecretStr | None = Field(
+        default=None, description="the user's password (prefer DATABASE_PASSWORD_FILE)"
+    )
+    password_file: Path | None = Field(
+        default=None, description="file holding the password (a mounted secret)"
+    )
 
     @model_validator(mode="after")
     def _password_file_readable(self) -> DatabaseSettings:
@@ -63,7 +70,7 @@ class EmbedderSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="EMBEDDER_", extra="ignore")
 
-    url: str = "http://127.0.0.1:11434"
-    model: str = "all-minilm"
-    pull: bool = False  # POST /api/pull when the model is missing (init)
-    timeout: float = 60.0
+    url: str = Field(default="http://127.0.0.1:11434", description="the Ollama-API embedder")
+    model: str = Field(default="all-minilm", description="embedding model to ask it for")
+    pull: bool = Field(default=False, description="init: POST /api/pull when the model is missing")
+    timeout: float = Field(default=60.0, description="seconds per embedding request")

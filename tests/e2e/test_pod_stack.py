@@ -2,11 +2,12 @@
 
 up → healthy → index a small real repository through the MCP HTTP endpoint →
 search finds the expected file → kill the server process (restarted, healthy,
-same results) → down (keep volumes) → up → the same search without
-re-indexing → down --volumes leaves nothing behind.
+same results) → delete the repository, up again (skipped with a warning naming
+it, healthy, the index still there) → repo remove → down (keep volumes) → up →
+the same search without re-indexing → down --volumes leaves nothing behind.
 
 Needs the three images; the session fixture builds them (a no-op when cached)
-and skips with the reason when they cannot be built here.
+and skips with the reason when they cannot be built here (fails under CI=true).
 """
 
 from __future__ import annotations
@@ -163,12 +164,27 @@ def test_up_index_search_restart_down_up_down_volumes(stack: dict[str, Any]) -> 
         time.sleep(0.5)
     assert EXPECTED_FILE in search(endpoint)
 
+    # The repository goes away: `up` skips it with a warning that names it, the pod comes
+    # up healthy again and the index is still there; `repo remove` forgets it.
+    gone = str(repo.resolve())
+    shutil.rmtree(repo)
+    again = cli("up", "--profile", "test", "--no-build", "--json", env=env)
+    assert f"repository {gone} no longer exists" in again.stderr, again.stderr
+    assert f"codebase-mcp repo remove {gone}" in again.stderr
+    assert json.loads(again.stdout)["skipped_repos"] == [gone]
+    assert json.loads(cli("status", "--json", env=env).stdout)["status"] == "healthy"
+    (project,) = asyncio.run(mcp_call(endpoint, "list_projects", {}))["projects"]
+    assert project["project_id"] == "default" and project["chunks"] > 0, project
+    assert EXPECTED_FILE in search(endpoint)
+    assert f"missing  {gone}" in cli("repo", "list", env=env).stdout
+    cli("repo", "remove", gone, env=env)
+
     # down keeps the data: after up, the same search works with no re-indexing.
     out = cli("down", env=env).stdout
     assert f"removed pod {name}" in out
     assert podman("volume", "exists", f"{name}-pgdata").returncode == 0
-    again = up(stack)  # the repository and the port are remembered
-    assert again["endpoint"] == endpoint
+    again = up(stack)  # the port is remembered
+    assert again["endpoint"] == endpoint and again["repos"] == []
     assert EXPECTED_FILE in search(endpoint)
 
     # down --volumes leaves nothing behind.

@@ -57,3 +57,17 @@ def test_stdout_to_stderr_keeps_stdout_for_the_result(capfd: pytest.CaptureFixtu
     out, err = capfd.readouterr()
     assert out == ""
     assert "STEP 1/2: FROM scratch" in err
+
+
+def test_redact_scrubs_the_echo_and_the_failure(capfd: pytest.CaptureFixture[str]) -> None:
+    def hide(text: str) -> str:
+        return text.replace("s3cret", "***")
+
+    code = "import sys; sys.stderr.write('bad s3cret\\n'); sys.exit(2)"
+    with pytest.raises(CommandFailed) as info:
+        Runner(echo=True).run([sys.executable, "-c", code, "s3cret"], redact=hide)
+    _out, err = capfd.readouterr()
+    assert "s3cret" not in err and "+ " in err and "***" in err
+    assert "s3cret" not in info.value.message and "s3cret" not in info.value.stderr
+    result = Runner().run([sys.executable, "-c", code], redact=hide, check=False)
+    assert result.stderr == "bad ***\n"

@@ -2,7 +2,8 @@
 
 Only :func:`main` catches :class:`~codebase_mcp.errors.CodebaseMcpError`: it
 prints the message and hint and exits with the error's code. ``--debug`` shows
-the traceback as well.
+the traceback as well. A pydantic ``ValidationError`` that gets this far is bad
+input too: it becomes a one-line usage error (:mod:`codebase_mcp.cli.validation`).
 
 The group itself is in :mod:`codebase_mcp.cli.group` (``cli`` here is an alias,
 loaded on first use): ``codebase-mcp init`` with a plain command line runs
@@ -24,11 +25,13 @@ from codebase_mcp.errors import CodebaseMcpError
 COMMANDS: dict[str, str] = {
     "image": "codebase_mcp.cli.image:image",
     "doctor": "codebase_mcp.cli.doctor:doctor",
+    "config": "codebase_mcp.cli.config:config",
     "pod": "codebase_mcp.cli.pod:pod",
     "up": "codebase_mcp.cli.pod:up",
     "down": "codebase_mcp.cli.pod:down",
     "status": "codebase_mcp.cli.pod:status",
     "logs": "codebase_mcp.cli.pod:logs",
+    "repo": "codebase_mcp.cli.repo:repo",
     "serve": "codebase_mcp.cli.serve:serve",
     "init": "codebase_mcp.cli.init:init",
     "health": "codebase_mcp.cli.init:health",
@@ -54,6 +57,14 @@ def main(argv: list[str] | None = None) -> Any:
         return _click_main(argv)
     except CodebaseMcpError as exc:
         _report(exc, debug)
+    except Exception as exc:
+        # Bad input that a pydantic model refused: one line naming the field, exit 2.
+        from codebase_mcp.cli.validation import usage_error
+
+        usage = usage_error(exc, args)
+        if usage is None:
+            raise
+        _report(usage, debug)
 
 
 def _init_without_click(args: list[str]) -> None:

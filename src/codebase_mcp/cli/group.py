@@ -72,6 +72,8 @@ def cli(ctx: click.Context, debug: bool, verbose: bool, quiet: bool) -> None:
     Bring the whole stack up:   codebase-mcp up
     Build images reproducibly:  codebase-mcp image build
     Check this host:            codebase-mcp doctor
+    Fix what it lacks:          sudo codebase-mcp doctor --fix
+    Every setting:              codebase-mcp config
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug

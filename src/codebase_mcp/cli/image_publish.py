@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from codebase_mcp import ui
+from codebase_mcp.cli.params import PodmanBoolCommand
 
 # Own copies of `image`'s options: cli/image.py imports this module while it is
 # being imported itself, so importing from it here would be circular.
@@ -40,7 +41,7 @@ def _names(root: Path, names: tuple[str, ...]) -> list[str]:
     return list(names) or image_names(root)
 
 
-@click.command()
+@click.command(cls=PodmanBoolCommand)
 @click.argument("destination", metavar="REGISTRY/REPO")
 @click.argument("names", nargs=-1)
 @click.option("--tag", "tags", multiple=True, metavar="T", help="Extra tag for every image.")
@@ -55,7 +56,8 @@ def _names(root: Path, names: tuple[str, ...]) -> list[str]:
     "--tls-verify/--no-tls-verify",
     default=True,
     show_default=True,
-    help="Require HTTPS with a valid certificate (turn off only for a local registry).",
+    help="Require HTTPS with a valid certificate (turn off only for a local registry). "
+    "Also spelled as podman does: --tls-verify=true|false.",
 )
 @click.option("--sign-by", metavar="KEY", help="Sign with this GPG key (podman/skopeo --sign-by).")
 @click.option(

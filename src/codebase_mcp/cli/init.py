@@ -3,11 +3,15 @@
 Only click is imported at module level: ``health`` runs as an exec probe every
 few seconds and must start fast, and ``init`` pays only for what it uses. The
 init's body lives in :mod:`codebase_mcp.cli.initcmd`, which ``main`` also runs
-without click when the command line is a plain one (start-up time).
+without click when the command line is a plain one (start-up time). The init's
+options are derived from :class:`codebase_mcp.init.config.InitConfig`, their one
+declaration.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,66 +20,38 @@ import click
 from codebase_mcp.errors import HealthCheckFailed
 
 
-def _env(name: str, default: object) -> str:
-    return f"[env: CODEBASE_MCP_INIT_{name}; default: {default}]"
+def _init_options(command: Callable[..., None]) -> Callable[..., None]:
+    """One click option per field of :class:`InitConfig`, in its order (the one declaration)."""
+    from codebase_mcp.envconfig import field_kinds, shown_default
+    from codebase_mcp.init.config import InitConfig
+
+    kinds = field_kinds(InitConfig)
+    for field in reversed(dataclasses.fields(InitConfig)):
+        kind, choices = kinds[field.name]
+        flag = "--" + field.name.replace("_", "-")
+        env = f"[env: {InitConfig.PREFIX}{field.name.upper()}; default: {shown_default(field)}]"
+        kwargs: dict[str, Any] = {"help": f"{field.metadata['help']} {env}"}
+        decls = [flag]
+        if kind == "bool":
+            decls = [f"{flag}/--no-{flag[2:]}"]
+            kwargs["default"] = None
+        elif kind == "float":
+            bound = field.metadata.get("gt", field.metadata.get("ge"))
+            kwargs["type"] = click.FloatRange(min=bound, min_open="gt" in field.metadata)
+        elif kind == "choice":
+            kwargs["type"] = click.Choice(list(choices))
+        elif kind == "optional_path":
+            kwargs["type"] = click.Path(exists=True, file_okay=False, path_type=Path)
+        else:
+            raise TypeError(f"no click option for {field.name} ({kind})")
+        command = click.option(*decls, field.name, **kwargs)(command)
+    return command
 
 
 @click.command(
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )
-@click.option(
-    "--deadline",
-    type=click.FloatRange(min=0, min_open=True),
-    help=f"Seconds to wait for Postgres and the embedder together. {_env('DEADLINE', 60)}",
-)
-@click.option(
-    "--grace-period",
-    type=click.FloatRange(min=0),
-    help="Seconds the command gets after SIGTERM/SIGINT/SIGQUIT before SIGKILL. "
-    + _env("GRACE_PERIOD", 10),
-)
-@click.option(
-    "--backoff-base",
-    type=click.FloatRange(min=0, min_open=True),
-    help=f"First retry delay in seconds (doubles per attempt). {_env('BACKOFF_BASE', 0.2)}",
-)
-@click.option(
-    "--backoff-max",
-    type=click.FloatRange(min=0, min_open=True),
-    help=f"Largest retry delay in seconds. {_env('BACKOFF_MAX', 5)}",
-)
-@click.option(
-    "--attempt-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    help=f"Timeout of one probe in seconds. {_env('ATTEMPT_TIMEOUT', 5)}",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(["json", "text"]),
-    help=f"One line per event, as JSON or key=value text. {_env('LOG_FORMAT', 'text')}",
-)
-@click.option(
-    "--wait-database/--no-wait-database",
-    default=None,
-    help=f"Wait for Postgres (DATABASE_URL or DATABASE_*). {_env('WAIT_DATABASE', 'true')}",
-)
-@click.option(
-    "--wait-embedder/--no-wait-embedder",
-    default=None,
-    help="Wait for the embedder (EMBEDDER_URL) and its model (EMBEDDER_MODEL; pulled when "
-    f"EMBEDDER_PULL=true). {_env('WAIT_EMBEDDER', 'true')}",
-)
-@click.option(
-    "--migrate/--no-migrate",
-    default=None,
-    help=f"Run `alembic upgrade head` under an advisory lock. {_env('MIGRATE', 'true')}",
-)
-@click.option(
-    "--migrations",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Alembic script directory to apply. "
-    + _env("MIGRATIONS", "the migrations shipped with codebase-mcp"),
-)
+@_init_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def init(command: tuple[str, ...], **options: Any) -> None:
     """Wait for Postgres and the embedder, migrate, then run COMMAND and supervise it.

@@ -9,6 +9,7 @@ in :mod:`codebase_mcp.cli.init` does, and answers ``None`` for anything else:
 (``1e3``, ``0``, a missing directory), global options, ``CODEBASE_MCP_DEBUG/VERBOSE/
 QUIET`` or a shell-completion request in the environment. ``main`` then runs the click
 command as always, so help, usage errors and their exit codes are click's.
+Both know the options from their one declaration, :class:`codebase_mcp.init.config.InitConfig`;
 ``tests/unit/init/test_initcmd.py`` checks :func:`parse` against click's own parser.
 
 :func:`run` is the command's body, shared by both ways in.
@@ -16,13 +17,16 @@ command as always, so help, usage errors and their exit codes are click's.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from codebase_mcp.envconfig import field_kinds, in_bounds, read_float
 from codebase_mcp.errors import ConfigError
+from codebase_mcp.init.config import InitConfig
 
 if TYPE_CHECKING:
     from codebase_mcp.envconfig import Mirror
@@ -30,26 +34,29 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 M = TypeVar("M", bound="Mirror")
 
-# The click command's options: name -> (parameter, kind). Kinds: "positive" is
-# FloatRange(min=0, min_open=True), "non_negative" FloatRange(min=0), "log_format"
-# Choice(["json", "text"]), "directory" Path(exists=True, file_okay=False).
-VALUE_OPTIONS: dict[str, tuple[str, str]] = {
-    "--deadline": ("deadline", "positive"),
-    "--grace-period": ("grace_period", "non_negative"),
-    "--backoff-base": ("backoff_base", "positive"),
-    "--backoff-max": ("backoff_max", "positive"),
-    "--attempt-timeout": ("attempt_timeout", "positive"),
-    "--log-format": ("log_format", "log_format"),
-    "--migrations": ("migrations", "directory"),
-}
-FLAG_OPTIONS: dict[str, tuple[str, bool]] = {
-    "--wait-database": ("wait_database", True),
-    "--no-wait-database": ("wait_database", False),
-    "--wait-embedder": ("wait_embedder", True),
-    "--no-wait-embedder": ("wait_embedder", False),
-    "--migrate": ("migrate", True),
-    "--no-migrate": ("migrate", False),
-}
+FIELDS = {field.name: field for field in dataclasses.fields(InitConfig)}
+KINDS = field_kinds(InitConfig)
+
+
+def _option_tables() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, bool]]]:
+    """The click command's options, derived as it derives them from :class:`InitConfig`.
+
+    Value options: name -> (parameter, kind) with the kinds of
+    :func:`codebase_mcp.envconfig.field_kinds`; flags: name -> (parameter, value).
+    """
+    values: dict[str, tuple[str, str]] = {}
+    flags: dict[str, tuple[str, bool]] = {}
+    for name, (kind, _) in KINDS.items():
+        option = "--" + name.replace("_", "-")
+        if kind == "bool":
+            flags[option] = (name, True)
+            flags["--no-" + option[2:]] = (name, False)
+        else:
+            values[option] = (name, kind)
+    return values, flags
+
+
+VALUE_OPTIONS, FLAG_OPTIONS = _option_tables()
 PARAMETERS = sorted({p for p, _ in VALUE_OPTIONS.values()} | {p for p, _ in FLAG_OPTIONS.values()})
 # Read by the click group: its options' variables, and click's shell-completion request.
 GROUP_ENVIRONMENT = (
@@ -64,29 +71,18 @@ class _Defer(Exception):
     """Let click parse this command line."""
 
 
-def _number(text: str) -> float:
-    whole, dot, fraction = text.partition(".")
-    digits = whole + fraction
-    if not (whole and (fraction or not dot) and digits.isascii() and digits.isdigit()):
-        raise _Defer
-    if len(digits) > 18:
-        raise _Defer
-    return float(text)
-
-
-def _convert(kind: str, text: str) -> object:
-    if kind == "positive":
-        value = _number(text)
-        if not value > 0:
+def _convert(parameter: str, kind: str, text: str) -> object:
+    """``text`` as click would type it for ``parameter``; _Defer when click could differ."""
+    if kind == "float":
+        value = read_float(text)  # digits only: never negative, never inf/nan
+        if value is None or not in_bounds(value, FIELDS[parameter].metadata):
             raise _Defer
         return value
-    if kind == "non_negative":
-        return _number(text)  # digits only: never negative
-    if kind == "log_format":
-        if text not in ("json", "text"):
+    if kind == "choice":
+        if text not in KINDS[parameter][1]:
             raise _Defer
         return text
-    # "directory": click stats it, refuses regular files and unreadable paths.
+    # "optional_path", a directory: click stats it, refuses regular files and unreadable paths.
     if not text or not os.path.isdir(text) or not os.access(text, os.R_OK):
         raise _Defer
     return Path(text)
@@ -118,7 +114,7 @@ def parse(
                         raise _Defer  # click would take it as the value, or fail
                     value = rest.pop(0)
                 parameter, kind = VALUE_OPTIONS[name]
-                options[parameter] = _convert(kind, value)
+                options[parameter] = _convert(parameter, kind, value)
             else:
                 raise _Defer  # --help, unknown options (click passes those on), short options
     except _Defer:
@@ -129,7 +125,6 @@ def parse(
 def run(command: tuple[str, ...], options: Mapping[str, Any]) -> NoReturn:
     """The body of ``codebase-mcp init``: settings, plan, wait, migrate, supervise, exit."""
     from codebase_mcp.envconfig import DatabaseConfig, EmbedderConfig
-    from codebase_mcp.init.config import InitConfig
     from codebase_mcp.init.log import EventLog
     from codebase_mcp.init.run import InitPlan, Interrupted, run_init
 

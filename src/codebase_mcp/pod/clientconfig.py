@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from codebase_mcp.server import tools
+
 SERVER_KEY = "codebase"
 
 
@@ -63,8 +65,8 @@ def instructions(
         indent + stdio,
         "",
         "Index a repository (it must be mounted: `codebase-mcp up --repo PATH`):",
-        f'  ask your assistant: "index the repository {repo}" (tool index_repository),',
-        "  then search it with the search tools.",
+        f'  ask your assistant: "index the repository {repo}" (tool {tools.START_INDEXING};',
+        f"  {tools.INDEXING_STATUS} shows its progress), then search it ({tools.SEARCH}).",
     ]
     if token:
         where = f"{token_file} (mode 0600) and " if token_file else ""
@@ -74,6 +76,7 @@ def instructions(
         ]
     if not repos:
         lines.append(
-            "  no repository is mounted yet: run `codebase-mcp up --repo /abs/path` first."
+            "  no repository is mounted yet: `codebase-mcp repo add /abs/path` (or "
+            "`up --repo /abs/path`), then `codebase-mcp up`."
         )
     return "\n".join(lines)

@@ -35,10 +35,10 @@ from codebase_mcp.pod.models import (
     RenderInputs,
     built_images,
     names_for,
-    repo_mounts,
 )
 from codebase_mcp.pod.podman import Podman
 from codebase_mcp.pod.render import render
+from codebase_mcp.pod.repos import forget_hint, present_mounts
 from codebase_mcp.pod.state import (
     PodState,
     auth_token_file,
@@ -60,16 +60,22 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def run_doctor() -> None:
-    """The host checks of ``codebase-mcp doctor``: a failed one stops ``up`` with its fix."""
-    from codebase_mcp.doctor import run_checks
+    """The host checks of ``codebase-mcp doctor``: a failed one stops ``up``, naming the fix.
+
+    The hint is one command (``doctor --fix``, with sudo for a plain user), so a fresh
+    machine goes from ``make up`` to a working host in one step.
+    """
+    import os
+
+    from codebase_mcp.doctor import fix_command, run_checks
 
     failed = [r for r in run_checks() if r.status == "fail"]
     if failed:
-        fixes = "; ".join(f"{r.name}: {r.fix}" for r in failed if r.fix)
         raise HostCheckFailed(
             "this host is not ready for the pod: "
             + ", ".join(f"{r.name} ({r.detail})" for r in failed),
-            hint=(fixes + "; " if fixes else "") + "`codebase-mcp doctor` shows every check",
+            hint=f"run: {fix_command(os.getuid())}  (it fixes what is missing and says what it "
+            "changed; `codebase-mcp doctor` shows every check with its fix)",
         )
 
 
@@ -115,6 +121,8 @@ class Lifecycle:
     sleep: Callable[[float], None] = time.sleep
     # Seconds from `kube play` to each container's first passing probe (last up).
     timings: dict[str, float] = field(default_factory=dict)
+    # Remembered repositories the last up did not mount: they no longer exist.
+    skipped_repos: list[str] = field(default_factory=list)
 
     # --- up ------------------------------------------------------------------
     def up(self, opts: UpOptions) -> PodState:
@@ -137,6 +145,12 @@ class Lifecycle:
         version = detect_version(self.podman.runner)
         port = self._choose_port(opts, previous)
         repos = [str(Path(r).resolve()) for r in opts.repos] or (previous.repos if previous else [])
+        mounts, self.skipped_repos = present_mounts(repos)
+        for missing in self.skipped_repos:
+            ui.warn(
+                f"repository {missing} no longer exists: not mounted this time "
+                f"(still remembered; {forget_hint(missing)})"
+            )
         secret.ensure_password(password_file(directory))
         secret.ensure_podman_secret(
             self.podman.runner, names_for(opts.name).secret, password_file(directory)
@@ -161,7 +175,7 @@ class Lifecycle:
                 images=refs,
                 port=port,
                 host_ip=opts.host_ip,
-                repos=repo_mounts(repos),
+                repos=mounts,
                 features=features_for(version),
                 dev_source=str(opts.dev_source) if opts.dev_source else None,
                 embedder=embedder,

@@ -7,7 +7,9 @@ the templates, ``down --volumes`` and the tests agree on them.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import PurePosixPath
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -170,8 +172,20 @@ def built_images(embedder: Embedder) -> list[str]:
     return [n for n in IMAGE_NAMES if not (n == "embedder" and embedder == "ollama")]
 
 
+def repo_container_path(host_path: str) -> str:
+    """Where ``host_path`` is mounted: ``/repos/<name>-<hash of the host path>``.
+
+    Derived from the path alone, never from its position in the list, so adding,
+    removing or skipping another repository never moves this one: the index stores
+    container paths, and a moved mount would orphan it (and re-embed everything).
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", PurePosixPath(host_path).name).strip("._") or "root"
+    digest = hashlib.sha256(host_path.encode()).hexdigest()[:10]
+    return f"/repos/{name[:40]}-{digest}"
+
+
 def repo_mounts(host_paths: list[str]) -> tuple[RepoMount, ...]:
-    """Sorted, de-duplicated absolute host paths → /repos/0, /repos/1, ..."""
+    """Sorted, de-duplicated absolute host paths and their stable container paths."""
     unique = sorted(set(host_paths))
     for path in unique:
         if not path.startswith("/"):
@@ -183,7 +197,7 @@ def repo_mounts(host_paths: list[str]) -> tuple[RepoMount, ...]:
                 f"repository path {path!r} contains ',' or '='",
                 hint="CODEBASE_MCP_ROOTS separates pairs with ',' and '=': rename or symlink it",
             )
-    return tuple(RepoMount(host_path=p, container_path=f"/repos/{i}") for i, p in enumerate(unique))
+    return tuple(RepoMount(host_path=p, container_path=repo_container_path(p)) for p in unique)
 
 
 def retarget(refs: dict[str, str], registry: str) -> dict[str, str]:

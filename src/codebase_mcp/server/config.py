@@ -6,13 +6,17 @@ with ``init`` and ``health``); everything only the server needs lives here.
 
 from __future__ import annotations
 
+import os
 import posixpath
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from codebase_mcp.errors import ConfigError
+from codebase_mcp.server.gitsource.plan import GitConfig
+from codebase_mcp.server.gitsource.urls import parse_host_rules, parse_protocols
 
 
 class RootMapping(BaseModel):
@@ -45,6 +49,12 @@ def parse_roots(value: str) -> list[RootMapping]:
             RootMapping(host=posixpath.normpath(host), container=posixpath.normpath(container))
         )
     return roots
+
+
+def default_git_cache() -> Path:
+    """``$XDG_CACHE_HOME/codebase-mcp/git`` (``~/.cache/...``); the pod mounts a volume."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "codebase-mcp" / "git"
 
 
 class ServerSettings(BaseSettings):
@@ -91,11 +101,63 @@ class ServerSettings(BaseSettings):
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)
 
+    # Git sources (repo_url + ref): docs/server.md, "Git sources".
+    git_hosts: str = Field(
+        default="", description="hosts git URLs may name, comma separated; empty: git disabled"
+    )
+    git_protocols: str = Field(default="https,ssh", description="of https, ssh, http, git")
+    git_cache: Path = Field(default_factory=default_git_cache, description="mirrors, checkouts")
+    git_timeout: float = Field(default=300.0, gt=0, description="seconds, per git call")
+    git_ssh_key_file: Path | None = Field(default=None, description="mounted SSH private key")
+    git_known_hosts_file: Path | None = Field(default=None, description="ssh host keys")
+    git_token_file: Path | None = Field(default=None, description="mounted https token")
+    git_token_scheme: Literal["basic", "bearer"] = "basic"  # noqa: S105 - not a secret
+    git_token_user: str = Field(default="x-access-token", min_length=1, pattern=r"^[^:\s]+$")
+
     @field_validator("roots")
     @classmethod
     def _roots_parse(cls, value: str) -> str:
         parse_roots(value)
         return value
 
+    @field_validator("git_hosts")
+    @classmethod
+    def _git_hosts_parse(cls, value: str) -> str:
+        parse_host_rules(value)
+        return value
+
+    @field_validator("git_protocols")
+    @classmethod
+    def _git_protocols_parse(cls, value: str) -> str:
+        parse_protocols(value)
+        return value
+
+    @model_validator(mode="after")
+    def _git_files_exist(self) -> ServerSettings:
+        for var, path in (
+            ("CODEBASE_MCP_GIT_SSH_KEY_FILE", self.git_ssh_key_file),
+            ("CODEBASE_MCP_GIT_KNOWN_HOSTS_FILE", self.git_known_hosts_file),
+            ("CODEBASE_MCP_GIT_TOKEN_FILE", self.git_token_file),
+        ):
+            if path is not None and not path.is_file():
+                raise ConfigError(
+                    f"{var}={path} does not exist", hint=f"mount the secret there or unset {var}"
+                )
+        return self
+
     def root_mappings(self) -> list[RootMapping]:
         return parse_roots(self.roots)
+
+    def git_config(self) -> GitConfig:
+        """The git-source settings as plain data for ``gitsource.GitSources``."""
+        return GitConfig(
+            cache_dir=self.git_cache,
+            hosts=parse_host_rules(self.git_hosts),
+            protocols=parse_protocols(self.git_protocols),
+            timeout=self.git_timeout,
+            ssh_key_file=self.git_ssh_key_file,
+            known_hosts_file=self.git_known_hosts_file,
+            token_file=self.git_token_file,
+            token_scheme=self.git_token_scheme,
+            token_user=self.git_token_user,
+        )

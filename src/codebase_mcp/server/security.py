@@ -46,32 +46,34 @@ class SecuritySettings(BaseSettings):
 
     allowed_hosts: str = Field(
         default="",
-        description="CODEBASE_MCP_ALLOWED_HOSTS: more Host values to answer, comma separated "
-        "(name, name:port, name:*, *.domain, [v6]:port; a bare name means any port)",
+        description="more Host values to answer, comma separated (name, name:port, name:*, "
+        "*.domain, [v6]:port; a bare name means any port); loopback names and the bind "
+        "address on the port are always allowed",
     )
     allowed_origins: str = Field(
         default="",
-        description="CODEBASE_MCP_ALLOWED_ORIGINS: more browser origins to accept, comma "
-        "separated (https://app.example.com, http://localhost:*, or *)",
+        description="more browser origins to accept, comma separated "
+        "(https://app.example.com, http://localhost:*, or *); requests without Origin pass",
     )
     auth_token_file: Path | None = Field(
         default=None,
-        description="CODEBASE_MCP_AUTH_TOKEN_FILE: file holding the bearer token /mcp needs",
+        description="file holding the bearer token every /mcp request then needs "
+        "(serve --auth-token-file)",
     )
     auth_token: SecretStr | None = Field(
         default=None,
-        description="CODEBASE_MCP_AUTH_TOKEN: the token itself, for runtimes that can pass a "
-        "secret only as an environment variable (podman 4.3 kube play); prefer the file",
+        description="the token itself, for runtimes that pass a secret only as an "
+        "environment variable (podman 4.3 kube play); prefer the file",
     )
     published_on: str = Field(
         default="",
-        description="CODEBASE_MCP_PUBLISHED_ON: ADDRESS:PORT pairs a container runtime "
-        "publishes this server on (set by the pod render); loopback-only means local",
+        description="ADDRESS:PORT pairs a container runtime publishes this server on (the "
+        "pod render sets it); loopback only: a 0.0.0.0 bind counts as local",
     )
     insecure_no_auth: bool = Field(
         default=False,
-        description="CODEBASE_MCP_INSECURE_NO_AUTH: serve a non-local address without a "
-        "token (something in front must authenticate)",
+        description="serve a non-local address without a token (serve --insecure-no-auth; "
+        "only behind a proxy that authenticates)",
     )
 
 

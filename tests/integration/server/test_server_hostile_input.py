@@ -9,8 +9,9 @@ given merely odd but valid text, a well-formed answer), the server still answers
 /health and a real search, its log has no traceback, and no table changed.
 
 The tests talk to the tool interface only (names and parameters, as a client
-sees them); the parameters they target are checked against the tools' schemas
-first, so a renamed parameter fails loudly instead of silently testing nothing.
+sees them); the server's tool list and every tool's parameters are checked
+against TOOLS first, so a new, renamed or removed tool or parameter fails loudly
+instead of going untested.
 """
 
 from __future__ import annotations
@@ -173,10 +174,12 @@ def stack(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
         session = Session(f"{served.url}/mcp")
         try:
             schemas = session.run(tool_schemas(session.client))
+            # Every tool, every parameter: a new one fails here until it has hostile values.
+            assert set(schemas) == set(TOOLS), f"tools changed: {sorted(schemas)}; update TOOLS"
             for tool, params in TOOLS.items():
-                assert tool in schemas, f"tool {tool} is gone: update this test's TOOLS"
-                missing = params - set(schemas[tool])
-                assert not missing, f"{tool} has no parameter(s) {missing}: update TOOLS"
+                assert set(schemas[tool]) == params, (
+                    f"{tool} takes {sorted(schemas[tool])}: update TOOLS and values_for()"
+                )
             seed_job = seed_index(session)
             before = asyncio.run(table_digests(dsn))
             yield Stack(served, session, dsn, roots, seed_job, before)

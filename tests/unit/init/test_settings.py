@@ -53,3 +53,25 @@ def test_cli_names_the_variable_to_fix(
         main(["init", "--", "true"])
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_each_init_option_is_declared_once_and_shown_everywhere() -> None:
+    """InitConfig is the one table: the click options and the model come from it."""
+    import dataclasses
+
+    import click
+
+    from codebase_mcp.cli.init import init as command
+    from codebase_mcp.init.config import InitConfig
+
+    options = {p.name: p for p in command.params if isinstance(p, click.Option)}
+    fields = dataclasses.fields(InitConfig)
+    assert list(options) == [f.name for f in fields]
+    for field in fields:
+        help_text = field.metadata["help"]
+        assert help_text and "\n" not in help_text, field.name
+        env = f"CODEBASE_MCP_INIT_{field.name.upper()}"
+        assert options[field.name].help.startswith(help_text), field.name  # type: ignore[union-attr]
+        assert f"[env: {env}; default: " in options[field.name].help, field.name  # type: ignore[operator]
+        assert InitSettings.model_fields[field.name].description == help_text
+        assert InitSettings.model_fields[field.name].default == field.default

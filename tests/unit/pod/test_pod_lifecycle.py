@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import types
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import pytest
 
 from codebase_mcp.errors import CommandFailed, HostCheckFailed, ImageNotBuilt, PodUnhealthy
 from codebase_mcp.pod.lifecycle import Lifecycle, UpOptions, run_doctor
+from codebase_mcp.pod.models import repo_container_path
 from codebase_mcp.pod.podman import Podman
 from codebase_mcp.pod.state import load_state, pod_dir
 from codebase_mcp.proc import Result
@@ -249,7 +251,7 @@ def test_doctor_failures_stop_up_with_their_fix(monkeypatch) -> None:  # type: i
     monkeypatch.setattr(doctor, "run_checks", lambda: results)
     with pytest.raises(HostCheckFailed, match=r"runtime \(crun\)") as caught:
         run_doctor()
-    assert "apt-get install runc" in (caught.value.hint or "")
+    assert (caught.value.hint or "").startswith(f"run: {doctor.fix_command(os.getuid())}")
     results.pop()
     run_doctor()
 
@@ -329,6 +331,29 @@ def test_without_build_ollama_needs_only_the_built_images(world) -> None:  # typ
     assert state.images["embedder"] == OLLAMA_REF
     # the built embedder image was never asked for
     assert not any("codebase-mcp-embedder" in c[-1] for c in world.runner.called("podman", "image"))
+
+
+def test_up_skips_a_remembered_repository_that_is_gone_and_keeps_the_others_paths(
+    world, tmp_path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    first = world.life.up(UpOptions(name="cm", repos=[str(a), str(b)]))
+    assert world.life.skipped_repos == []
+    a.rmdir()
+    capsys.readouterr()
+    second = world.life.up(UpOptions(name="cm"))
+    err = capsys.readouterr().err
+    assert f"warning: repository {a} no longer exists" in err
+    assert f"`codebase-mcp repo remove {a}` forgets it" in err
+    assert world.life.skipped_repos == [str(a)]
+    assert second.repos == first.repos  # still remembered
+    spec = (pod_dir("cm") / "pod.yaml").read_text()
+    assert str(a) not in spec
+    assert (
+        f"{b}={repo_container_path(str(b))}" in spec
+    )  # b keeps its container path: its index still maps
 
 
 def test_up_auth_makes_a_token_once_and_a_podman_secret_from_stdin(world) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,13 @@ import pytest
 from pydantic import ValidationError
 
 from codebase_mcp.errors import UsageError
-from codebase_mcp.pod.models import RenderInputs, names_for, repo_mounts, retarget
+from codebase_mcp.pod.models import (
+    RenderInputs,
+    names_for,
+    repo_container_path,
+    repo_mounts,
+    retarget,
+)
 
 
 def test_names_derive_from_the_pod_name() -> None:
@@ -26,9 +32,20 @@ def test_names_derive_from_the_pod_name() -> None:
 def test_repo_mounts_are_sorted_and_deduplicated() -> None:
     mounts = repo_mounts(["/srv/b", "/srv/a", "/srv/b"])
     assert [(m.host_path, m.container_path) for m in mounts] == [
-        ("/srv/a", "/repos/0"),
-        ("/srv/b", "/repos/1"),
+        ("/srv/a", repo_container_path("/srv/a")),
+        ("/srv/b", repo_container_path("/srv/b")),
     ]
+
+
+def test_a_repositorys_container_path_depends_on_its_host_path_alone() -> None:
+    # Adding or removing another repository must never move this one: the index
+    # stores container paths.
+    alone = repo_mounts(["/srv/b"])[0].container_path
+    assert repo_mounts(["/srv/a", "/srv/b", "/srv/c"])[1].container_path == alone
+    assert alone.startswith("/repos/b-") and len(alone) == len("/repos/b-") + 10
+    assert repo_container_path("/x/b") != alone  # same name, other path
+    assert repo_container_path("/home/u/it's a repo").startswith("/repos/it_s_a_repo-")
+    assert repo_container_path("/").startswith("/repos/root-")
 
 
 @pytest.mark.parametrize("path", ["relative/dir", "/srv/a,b", "/srv/a=b"])
@@ -39,7 +56,8 @@ def test_repo_mounts_reject_paths_the_roots_variable_cannot_carry(path: str) -> 
 
 def test_roots_env_pairs_host_and_container_paths(images: dict[str, str]) -> None:
     inputs = RenderInputs(images=images, repos=repo_mounts(["/home/u/b", "/home/u/a"]))
-    assert inputs.roots_env == "/home/u/a=/repos/0,/home/u/b=/repos/1"
+    a, b = repo_container_path("/home/u/a"), repo_container_path("/home/u/b")
+    assert inputs.roots_env == f"/home/u/a={a},/home/u/b={b}"
 
 
 @pytest.mark.parametrize("name", ["Codebase", "-x", "x-", "a_b", "x" * 41, ""])

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from codebase_mcp.errors import TemplateError
 from codebase_mcp.pod.features import PodmanVersion, features_for
-from codebase_mcp.pod.models import RenderInputs, repo_mounts
+from codebase_mcp.pod.models import RenderInputs, repo_container_path, repo_mounts
 from codebase_mcp.pod.render import documents, render
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -215,10 +215,16 @@ def test_repositories_are_mounted_read_only_and_mapped_for_the_server(
     mounts = {m["name"]: m for m in server["volumeMounts"] if m["name"].startswith("repo-")}
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     pairs = sorted((volumes[n]["hostPath"]["path"], m["mountPath"]) for n, m in mounts.items())
-    assert pairs == [('/home/u/"quoted"', "/repos/0"), ("/home/u/it's a repo", "/repos/1")]
+    quoted, apostrophe = (
+        repo_container_path('/home/u/"quoted"'),
+        repo_container_path("/home/u/it's a repo"),
+    )
+    assert pairs == [('/home/u/"quoted"', quoted), ("/home/u/it's a repo", apostrophe)]
     assert all(m["readOnly"] for m in mounts.values())
     env = {e["name"]: e.get("value") for e in server["env"]}
-    assert env["CODEBASE_MCP_ROOTS"] == '/home/u/"quoted"=/repos/0,/home/u/it\'s a repo=/repos/1'
+    assert env["CODEBASE_MCP_ROOTS"] == (
+        f'/home/u/"quoted"={quoted},/home/u/it\'s a repo={apostrophe}'
+    )
 
 
 def test_named_volumes_keep_data_and_scratch_volumes_are_per_pod(
