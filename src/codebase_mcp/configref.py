@@ -28,7 +28,8 @@ from pydantic import SecretStr
 from codebase_mcp.envconfig import redact_dsn, shown_default
 
 SERVER_HELP: dict[str, str] = {
-    "host": "address the server listens on (in a container: 0.0.0.0, so the port publishes)",
+    "host": "address the server listens on (in a container: 0.0.0.0, so the port publishes); "
+    "not loopback: a token is needed, see the server-security group",
     "port": "port of the MCP endpoint (/mcp) and /health; `codebase-mcp health` probes it too",
     "max_file_bytes": "files larger than this are skipped when indexing",
     "max_chunk_chars": "longest chunk embedded (all-minilm reads 256 tokens at most)",
@@ -179,6 +180,7 @@ def groups() -> list[Group]:
     """Every setting, grouped by the process that reads it."""
     from codebase_mcp.embedder.config import ServeSettings
     from codebase_mcp.server.config import ServerSettings
+    from codebase_mcp.server.security import SecuritySettings
     from codebase_mcp.settings import DatabaseSettings, EmbedderSettings
 
     return [
@@ -189,6 +191,11 @@ def groups() -> list[Group]:
             "server",
             "codebase-mcp serve: the MCP server (the server container)",
             tuple(_model_settings(ServerSettings, "CODEBASE_MCP_", SERVER_HELP)),
+        ),
+        Group(
+            "server-security",
+            "codebase-mcp serve --transport http: who may reach /mcp (docs/security.md)",
+            tuple(_model_settings(SecuritySettings, "CODEBASE_MCP_", {})),
         ),
         Group(
             "database",

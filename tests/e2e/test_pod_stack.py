@@ -244,3 +244,56 @@ def test_postgres_stopped_mid_indexing_never_reports_a_silent_success(
             )
         )
         assert "click" in json.dumps(found)
+
+
+def test_up_auth_answers_with_the_token_and_refuses_without(stack: dict[str, Any]) -> None:
+    """`up --auth`: the pod's endpoint needs the token, and its probes still pass."""
+    import httpx
+    from fastmcp import Client
+
+    env, name = stack["env"], stack["name"]
+    state = up(stack, "--auth")
+    endpoint = state["endpoint"]
+    token_file = Path(state["auth_token_file"])
+    assert state["auth"] is True
+    assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+    token = token_file.read_text().strip()
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "e2e", "version": "1"},
+        },
+    }
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+    def post(**extra: str) -> httpx.Response:
+        return httpx.post(endpoint, json=init, headers={**headers, **extra}, timeout=30)
+
+    refused = post()
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+    assert post(authorization="Bearer not-the-token-at-all-000000").status_code == 401
+    assert post(authorization=f"Bearer {token}").status_code == 200
+    # the published port is an allowed Host; DNS rebinding and foreign pages are not
+    assert post(authorization=f"Bearer {token}", host="evil.example").status_code == 421
+    assert post(authorization=f"Bearer {token}", origin="http://evil.example").status_code == 403
+
+    async def tools(auth: str) -> set[str]:
+        async with Client(endpoint, auth=auth) as client:
+            return {t.name for t in await client.list_tools()}
+
+    assert "search_code" in asyncio.run(tools(token))
+    # the exec probe (GET /health inside the pod) needs no token: still healthy
+    assert json.loads(cli("status", "--json", env=env).stdout)["status"] == "healthy"
+    logs = subprocess.run(
+        ["podman", "logs", f"{name}-server"], capture_output=True, text=True, check=False
+    )
+    assert "POST /mcp" in logs.stdout + logs.stderr
+    assert token not in logs.stdout + logs.stderr
+
+    cli("down", "--volumes", env=env)
+    assert podman("secret", "inspect", f"{name}-auth").returncode != 0

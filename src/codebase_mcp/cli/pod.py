@@ -32,7 +32,13 @@ from codebase_mcp.pod.models import (
 )
 from codebase_mcp.pod.podman import Podman, logs_argv, pod_logs_argv
 from codebase_mcp.pod.render import render as render_spec
-from codebase_mcp.pod.state import password_file, pod_dir, write_private, yaml_file
+from codebase_mcp.pod.state import (
+    auth_token_file,
+    password_file,
+    pod_dir,
+    write_private,
+    yaml_file,
+)
 
 PROFILES = ["dev", "prod", "test"]
 NAME_HELP = "Pod name (the test profile picks codebase-mcp-test-XXXXXX). [env: CODEBASE_MCP_POD]"
@@ -85,6 +91,9 @@ def pod() -> None:
               help="Render for this podman instead of the installed one.")  # fmt: skip
 @click.option("--embedder", type=click.Choice(EMBEDDERS), envvar="CODEBASE_MCP_EMBEDDER",
               default="builtin", show_default=True, help=EMBEDDER_HELP)  # fmt: skip
+@click.option("--auth", is_flag=True,
+              help="podman: /mcp needs the bearer token from the podman secret NAME-auth "
+              "(`up --auth` creates it). kubernetes: always on.")  # fmt: skip
 def render(
     profile: str,
     target: str,
@@ -96,11 +105,14 @@ def render(
     registry: str | None,
     podman_version: str | None,
     embedder: str,
+    auth: bool,
 ) -> None:
     """Render the stack: one YAML for `podman kube play`, or Kubernetes manifests.
 
     Image refs are the content-addressed tags the current inputs hash to (no
-    build). Same inputs, same bytes.
+    build). Same inputs, same bytes. The Kubernetes manifests embed the database
+    password and the MCP bearer token (both created once under the pod's state
+    directory, mode 0600): keep the output private.
     """
     pod_name = _pod_name(name, profile)
     if podman_version:
@@ -114,9 +126,10 @@ def render(
         refs = retarget(refs, registry)
     if embedder == "ollama":
         refs["embedder"] = upstream_ref(UPSTREAM_EMBEDDER)  # refuses an unpinned tag
-    password = None
+    password = token = None
     if target == "kubernetes":
         password = secret.ensure_password(password_file(pod_dir(pod_name)))
+        token = secret.ensure_token(auth_token_file(pod_dir(pod_name)))
     inputs = RenderInputs(
         name=pod_name,
         profile=profile,  # type: ignore[arg-type]
@@ -129,6 +142,8 @@ def render(
         server_replicas=replicas,
         db_password=SecretStr(password) if password else None,
         embedder=embedder,  # type: ignore[arg-type]
+        auth=auth,
+        auth_token=SecretStr(token) if token else None,
     )
     text = render_spec(inputs)
     if output is None:
@@ -187,6 +202,10 @@ def install_service(name: str | None, dry_run: bool) -> None:
 @click.option("--timeout", type=float, default=None,
               help="Seconds to wait for every container to become healthy [default: 180; "
               "960 with --embedder ollama: the first start pulls the model].")  # fmt: skip
+@click.option("--auth/--no-auth", default=None,
+              help="Require `Authorization: Bearer <token>` on /mcp; the token is created "
+              "once (0600, beside the DB password) and printed in the client config "
+              "[default: the last up's, else off].")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the pod's state as JSON.")
 def up(
     profile: str,
@@ -197,6 +216,7 @@ def up(
     no_doctor: bool,
     embedder: str | None,
     timeout: float | None,
+    auth: bool | None,
     as_json: bool,
 ) -> None:
     """Bring the whole stack up and wait until it is healthy.
@@ -217,14 +237,17 @@ def up(
         timeout=timeout,
         dev_source=repo_root() if profile == "dev" else None,
         embedder=embedder,  # type: ignore[arg-type]
+        auth=auth,
     )
     lifecycle = Lifecycle()
     state = lifecycle.up(options)
     elapsed = time.monotonic() - started
     server = names_for(pod_name).container("server")
+    token_file = auth_token_file(pod_dir(pod_name)) if state.auth else None
     if as_json:
         data = {
             **state.model_dump(),
+            "auth_token_file": str(token_file) if token_file else None,
             "endpoint": state.endpoint,
             "seconds": round(elapsed, 2),
             "healthy_after": lifecycle.timings,
@@ -234,8 +257,10 @@ def up(
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     ui.info(f"pod {pod_name} healthy in {elapsed:.1f}s")
+    token = token_file.read_text().strip() if token_file else None
+    file_shown = str(token_file) if token_file else None
     mounted = [r for r in state.repos if r not in lifecycle.skipped_repos]
-    click.echo(instructions(state.endpoint, server, mounted))
+    click.echo(instructions(state.endpoint, server, mounted, token, file_shown))
 
 
 @click.command()

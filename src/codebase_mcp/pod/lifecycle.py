@@ -41,6 +41,7 @@ from codebase_mcp.pod.render import render
 from codebase_mcp.pod.repos import forget_hint, present_mounts
 from codebase_mcp.pod.state import (
     PodState,
+    auth_token_file,
     load_state,
     password_file,
     pod_dir,
@@ -106,6 +107,7 @@ class UpOptions:
     dev_source: Path | None = None
     data_dir: Path | None = None
     embedder: Embedder | None = None  # None: what the last up used, else builtin
+    auth: bool | None = None  # bearer token on /mcp; None: what the last up used, else off
 
 
 @dataclass
@@ -153,6 +155,15 @@ class Lifecycle:
         secret.ensure_podman_secret(
             self.podman.runner, names_for(opts.name).secret, password_file(directory)
         )
+        auth = opts.auth if opts.auth is not None else bool(previous and previous.auth)
+        if auth:
+            secret.ensure_token(auth_token_file(directory))
+            secret.ensure_podman_secret(
+                self.podman.runner,
+                names_for(opts.name).auth_secret,
+                auth_token_file(directory),
+                key="token",
+            )
         # The test profile's port was free when picked, but another process may take it
         # before podman binds it: then pick another one (a port the user chose is kept).
         attempts = 3 if opts.port is None and opts.profile == "test" else 1
@@ -168,6 +179,7 @@ class Lifecycle:
                 features=features_for(version),
                 dev_source=str(opts.dev_source) if opts.dev_source else None,
                 embedder=embedder,
+                auth=auth,
             )
             write_private(yaml_file(directory), render(inputs))
             started = self.clock()
@@ -191,6 +203,7 @@ class Lifecycle:
             repos=repos,
             podman_version=str(version),
             embedder=embedder,
+            auth=auth,
         )
         save_state(directory, state)
         timeout = opts.timeout if opts.timeout is not None else default_timeout(embedder)
@@ -276,8 +289,9 @@ class Lifecycle:
         removed += [f"volume {v}" for v in self.podman.remove_volumes(names.scratch_volumes())]
         if volumes:
             removed += [f"volume {v}" for v in self.podman.remove_volumes(names.data_volumes())]
-            if self.podman.remove_secret(names.secret):
-                removed.append(f"secret {names.secret}")
+            for name in (names.secret, names.auth_secret):
+                if self.podman.remove_secret(name):
+                    removed.append(f"secret {name}")
             directory = pod_dir(pod, data_dir)
             for path in sorted(directory.glob("*"), reverse=True):
                 path.unlink()

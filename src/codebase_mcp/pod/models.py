@@ -58,6 +58,7 @@ class Names(BaseModel):
 
     pod: str
     secret: str
+    auth_secret: str  # the MCP bearer token (up --auth, the kubernetes target)
     pgdata: str
     models: str
     ollama: str  # upstream Ollama's ~/.ollama: its own volume (owned by root, not uid 10001)
@@ -78,6 +79,7 @@ def names_for(pod: str) -> Names:
     return Names(
         pod=pod,
         secret=f"{pod}-db",
+        auth_secret=f"{pod}-auth",
         pgdata=f"{pod}-pgdata",
         models=f"{pod}-models",
         ollama=f"{pod}-ollama",
@@ -107,6 +109,10 @@ class RenderInputs(BaseModel):
     # Only the kubernetes target embeds the password (in its Secret); the
     # podman target refers to a podman secret created out of band.
     db_password: SecretStr | None = None
+    # Bearer token on /mcp: podman with `up --auth` (a podman secret, created out of
+    # band); the kubernetes target always (embedded in its Secret, like the password).
+    auth: bool = False
+    auth_token: SecretStr | None = None
 
     @field_validator("name")
     @classmethod
@@ -132,7 +138,14 @@ class RenderInputs(BaseModel):
             raise ValueError("the dev profile needs dev_source (the project checkout)")
         if self.target == "kubernetes" and self.db_password is None:
             raise ValueError("the kubernetes target needs db_password for its Secret")
+        if self.target == "kubernetes" and self.auth_token is None:
+            raise ValueError("the kubernetes target needs auth_token for its Secret")
         return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        """A cluster is reachable by anyone who reaches the Service: auth is always on."""
+        return self.auth or self.target == "kubernetes"
 
     @property
     def names(self) -> Names:

@@ -30,6 +30,8 @@ TEMPLATES = {"podman": "podman.yaml.j2", "kubernetes": "kubernetes.yaml.j2"}
 # The dev profile mounts the checkout here and puts its src/ first on sys.path,
 # so the server runs the working tree's code (and finds migrations/ beside it).
 DEV_MOUNT = "/workspace"
+# Where the kubernetes target mounts the auth Secret in the server container.
+AUTH_MOUNT = "/run/secrets/auth"
 
 
 def templates_dir() -> Path:
@@ -114,9 +116,35 @@ def server_env(
         env["CODEBASE_MCP_ROOTS"] = inputs.roots_env
     if inputs.target == "kubernetes":
         env["CODEBASE_MCP_ROOTS"] = "/repos=/repos"
+    env.update(security_env(inputs))
     if inputs.profile == "dev" and inputs.target == "podman":
         env["PYTHONPATH"] = f"{DEV_MOUNT}/src"
     return sorted(env.items())
+
+
+def published_on(inputs: RenderInputs) -> str:
+    """The host address and port podman publishes the server on (``[v6]:port`` bracketed)."""
+    host = f"[{inputs.host_ip}]" if ":" in inputs.host_ip else inputs.host_ip
+    return f"{host}:{inputs.port}"
+
+
+def security_env(inputs: RenderInputs) -> dict[str, str]:
+    """How the server learns who may reach it (see codebase_mcp.server.security).
+
+    podman: it listens on 0.0.0.0 inside the pod but is published on
+    ``host_ip:port`` only; saying so makes that bind count as local (no token
+    needed on loopback) and lets clients use the published port in ``Host``.
+    kubernetes: the Service's names (short and fully qualified) and loopback on
+    any port (``kubectl port-forward``) are allowed hosts; the token is a file.
+    The podman token comes from a podman secret (env secretKeyRef, see the template).
+    """
+    if inputs.target == "podman":
+        return {"CODEBASE_MCP_PUBLISHED_ON": published_on(inputs)}
+    service = f"{inputs.name}-server"
+    return {
+        "CODEBASE_MCP_ALLOWED_HOSTS": f"{service},{service}.*,localhost:*,127.0.0.1:*,[::1]:*",
+        "CODEBASE_MCP_AUTH_TOKEN_FILE": f"{AUTH_MOUNT}/token",
+    }
 
 
 def server_args(inputs: RenderInputs) -> list[str]:
@@ -146,6 +174,7 @@ def autoupdate_containers(inputs: RenderInputs) -> list[str]:
 def context(inputs: RenderInputs) -> dict[str, Any]:
     kubernetes = inputs.target == "kubernetes"
     password = inputs.db_password.get_secret_value() if inputs.db_password else ""
+    token = inputs.auth_token.get_secret_value() if inputs.auth_token else ""
     return {
         "p": inputs,
         "n": inputs.names,
@@ -166,6 +195,8 @@ def context(inputs: RenderInputs) -> dict[str, Any]:
         "dev_mount": DEV_MOUNT,
         "autoupdate": autoupdate_containers(inputs),
         "password_b64": base64.b64encode(password.encode()).decode(),
+        "token_b64": base64.b64encode(token.encode()).decode(),
+        "auth_mount": AUTH_MOUNT,
     }
 
 

@@ -2,7 +2,8 @@
 
 ``$CODEBASE_MCP_DATA_DIR`` (default ``$XDG_DATA_HOME/codebase-mcp``, i.e.
 ``~/.local/share/codebase-mcp``) holds ``pods/<name>/``: the password file
-(0600), the rendered YAML (0600) and ``state.json``.
+(0600), the MCP auth token (0600, ``up --auth``), the rendered YAML (0600) and
+``state.json``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class PodState(BaseModel):
     repos: list[str]
     podman_version: str
     embedder: Embedder = "builtin"  # state files from before --embedder have none
+    auth: bool = False  # /mcp needs the bearer token in auth_token_file (up --auth)
 
     @property
     def endpoint(self) -> str:
@@ -52,6 +54,10 @@ def state_file(directory: Path) -> Path:
 
 def password_file(directory: Path) -> Path:
     return directory / "db-password"
+
+
+def auth_token_file(directory: Path) -> Path:
+    return directory / "auth-token"
 
 
 def yaml_file(directory: Path) -> Path:

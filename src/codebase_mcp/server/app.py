@@ -20,6 +20,7 @@ from typing import Any, ParamSpec, TypeVar
 import asyncpg
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
+from fastmcp.server.auth import AuthProvider
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -36,6 +37,7 @@ from codebase_mcp.server.search import (
     search,
     validate_query,
 )
+from codebase_mcp.server.toolguard import RejectUnusableArguments
 from codebase_mcp.settings import DatabaseSettings, EmbedderSettings
 
 log = logging.getLogger("codebase_mcp.server")
@@ -223,7 +225,9 @@ def _read_context(hits: list[dict[str, Any]], container_paths: list[str], lines:
         hit["context_after"] = "\n".join(text[end : end + lines])
 
 
-def create_server(state: ServerState) -> FastMCP[Any]:
+def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> FastMCP[Any]:
+    """The MCP server; ``auth`` (codebase_mcp.server.security) guards /mcp over HTTP."""
+
     @contextlib.asynccontextmanager
     async def lifespan(server: FastMCP[Any]) -> AsyncIterator[dict[str, Any]]:
         await state.start()
@@ -240,6 +244,8 @@ def create_server(state: ServerState) -> FastMCP[Any]:
             "description of the code you need."
         ),
         lifespan=lifespan,
+        auth=auth,
+        middleware=[RejectUnusableArguments()],
     )
     settings = state.settings
 

@@ -62,7 +62,9 @@ class ServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CODEBASE_MCP_", extra="ignore")
 
-    host: str = "0.0.0.0"  # noqa: S104 - in a container the published port must reach us
+    # Loopback unless told otherwise: the images and the pod render set 0.0.0.0 (and
+    # say how it is published, see codebase_mcp.server.security).
+    host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     roots: str = Field(default="", description="host=container pairs, comma separated")
 

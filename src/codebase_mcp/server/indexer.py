@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import logging
+import os
+import stat
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -74,6 +77,19 @@ class Progress:
             self.errors.append({"path": path, "error": reason})
 
 
+def read_regular_file(path: str) -> bytes:
+    """The bytes of ``path`` if it is (still) a regular file, else OSError.
+
+    The walk saw a regular file; by now it may be a symlink (O_NOFOLLOW refuses
+    it) or a FIFO (O_NONBLOCK keeps the open from hanging, fstat refuses it).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return handle.read()
+
+
 def prepare_files(
     entries: list[FileEntry], known: dict[str, str], force: bool, chunker: Chunker
 ) -> Outcome:
@@ -81,8 +97,7 @@ def prepare_files(
     outcome = Outcome()
     for entry in entries:
         try:
-            with open(entry.abs_path, "rb") as handle:
-                data = handle.read()
+            data = read_regular_file(entry.abs_path)
         except OSError as exc:
             outcome.failed.append((entry.rel_path, f"unreadable: {exc.strerror or exc}"))
             continue

@@ -2,7 +2,9 @@
 
 A path is allowed only if, after normalising ``..`` and resolving symlinks, it
 lies inside one of the configured roots. Without roots every path maps to
-itself (the server runs on the host) and any existing directory is allowed.
+itself (the server runs on the host) and any existing directory is allowed,
+except the kernel's pseudo-filesystems (``/proc``, ``/sys``, ``/dev``), which
+are never a repository, whatever a symlink says.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from pathlib import Path
 
 from codebase_mcp.errors import PathNotAllowed
 from codebase_mcp.server.config import RootMapping
+
+PATH_MAX = 4096  # Linux: longer paths cannot be opened anyway
+PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
 
 
 def _inside(path: str, root: str) -> bool:
@@ -35,7 +40,13 @@ class PathMapper:
         """Lexical mapping host -> container; raises if outside every root."""
         if not host_path or not host_path.startswith("/"):
             raise PathNotAllowed(
-                f"repository path {host_path!r} is not absolute",
+                f"repository path {host_path[:200]!r} is not absolute",
+                hint="pass the absolute path of the repository on your machine",
+            )
+        if len(host_path) > PATH_MAX or "\x00" in host_path:
+            raise PathNotAllowed(
+                f"repository path {host_path[:80]!r}... is not a usable path "
+                f"(longer than {PATH_MAX} characters, or with a NUL character)",
                 hint="pass the absolute path of the repository on your machine",
             )
         normal = posixpath.normpath(host_path)
@@ -85,6 +96,13 @@ class PathMapper:
                     "through a symlink",
                     hint="index the symlink's target directly, under an allowed root",
                 )
+        pseudo = next((p for p in PSEUDO_FILESYSTEMS if _inside(real, p)), None)
+        if pseudo is not None:
+            raise PathNotAllowed(
+                f"repository path {host_path} is (or leads to) {pseudo}, a kernel "
+                "pseudo-filesystem, not a repository",
+                hint="pass the top directory of a source checkout",
+            )
         if not Path(real).is_dir():
             raise PathNotAllowed(
                 f"repository path {host_path} is not a directory",

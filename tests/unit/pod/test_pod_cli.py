@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import stat
 from pathlib import Path
 
@@ -45,6 +46,11 @@ def test_render_kubernetes_to_a_private_file_with_the_stored_password(cli_env) -
     assert image.startswith("ghcr.io/acme/codebase-mcp-server:")
     password_file = cli_env / "data" / "pods" / "cm" / "db-password"
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    # auth is always on in a cluster: the token, created once beside the password
+    token_file = cli_env / "data" / "pods" / "cm" / "auth-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    assert base64.b64decode(docs["Secret/cm-auth"]["data"]["token"]).decode() == token
     # rendering again reuses the same password: same bytes
     again = CliRunner().invoke(cli_pod.pod, args(cli_env / "b.yaml"))
     assert again.exit_code == 0, again.output

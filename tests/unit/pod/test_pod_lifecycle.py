@@ -354,3 +354,38 @@ def test_up_skips_a_remembered_repository_that_is_gone_and_keeps_the_others_path
     assert (
         f"{b}={repo_container_path(str(b))}" in spec
     )  # b keeps its container path: its index still maps
+
+
+def test_up_auth_makes_a_token_once_and_a_podman_secret_from_stdin(world) -> None:  # type: ignore[no-untyped-def]
+    state = world.life.up(UpOptions(name="cm", auth=True))
+    assert state.auth is True
+    token_file = pod_dir("cm") / "auth-token"
+    token = token_file.read_text().strip()
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert len(token) >= 40
+    assert world.podman.secrets == {"cm-db", "cm-auth"}
+    # the body went through stdin, as {"token": base64}; the token is in no argv
+    created = [
+        (call, body)
+        for call, body in zip(world.runner.calls, world.runner.inputs, strict=True)
+        if call[:3] == ("podman", "secret", "create")
+    ]
+    bodies = {call[3]: json.loads(body) for call, body in created}
+    assert set(bodies["cm-auth"]) == {"token"}
+    assert all(token not in " ".join(call) for call in world.runner.calls)
+    spec = (pod_dir("cm") / "pod.yaml").read_text()
+    assert "cm-auth" in spec and token not in spec
+    # the next up remembers auth and keeps the same token; --no-auth turns it off
+    again = world.life.up(UpOptions(name="cm"))
+    assert again.auth is True and token_file.read_text().strip() == token
+    off = world.life.up(UpOptions(name="cm", auth=False))
+    assert off.auth is False
+    assert "cm-auth" not in (pod_dir("cm") / "pod.yaml").read_text()
+
+
+def test_down_volumes_removes_the_auth_secret_too(world) -> None:  # type: ignore[no-untyped-def]
+    world.life.up(UpOptions(name="cm", auth=True))
+    removed = world.life.down("cm", volumes=True)
+    assert {"secret cm-db", "secret cm-auth"} <= set(removed)
+    assert world.podman.secrets == set()
+    assert not pod_dir("cm").exists()

@@ -53,9 +53,18 @@ def cases(images: dict[str, str]) -> dict[str, RenderInputs]:
             target="kubernetes",
             server_replicas=2,
             db_password=SecretStr("golden-password"),
+            auth_token=SecretStr("golden-token"),
         ),
         "podman-ollama-4.3.yaml": RenderInputs(
             images={**images, "embedder": OLLAMA}, embedder="ollama", features=PODMAN_43
+        ),
+        "podman-auth-4.3.yaml": RenderInputs(
+            name="codebase-mcp-test-abc123",
+            images=images,
+            profile="test",
+            port=43210,
+            features=PODMAN_43,
+            auth=True,
         ),
         "podman-ollama-5.0.yaml": RenderInputs(
             images={**images, "embedder": OLLAMA}, embedder="ollama", features=PODMAN_50
@@ -65,6 +74,7 @@ def cases(images: dict[str, str]) -> dict[str, RenderInputs]:
             embedder="ollama",
             target="kubernetes",
             db_password=SecretStr("golden-password"),
+            auth_token=SecretStr("golden-token"),
         ),
     }
 
@@ -75,6 +85,7 @@ CASES = [
     "podman-test-5.0.yaml",
     "kubernetes-prod.yaml",
     "podman-ollama-4.3.yaml",
+    "podman-auth-4.3.yaml",
     "podman-ollama-5.0.yaml",
     "kubernetes-ollama.yaml",
 ]
@@ -262,12 +273,13 @@ def test_kubernetes_has_the_objects_a_cluster_needs(
 ) -> None:
     inputs = RenderInputs(
         name="cm", images=images, target="kubernetes", server_replicas=3,
-        db_password=SecretStr("s3cret"),
+        db_password=SecretStr("s3cret"), auth_token=SecretStr("t0ken"),
     )  # fmt: skip
     docs = documents(render(inputs, templates))
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert kinds == {
         ("Secret", "cm-db"),
+        ("Secret", "cm-auth"),
         ("Service", "cm-postgres"),
         ("StatefulSet", "cm-postgres"),
         ("Service", "cm-embedder"),
@@ -378,6 +390,7 @@ def test_ollama_on_kubernetes_keeps_its_models_on_a_claim(
         embedder="ollama",
         target="kubernetes",
         db_password=SecretStr("x"),
+        auth_token=SecretStr("y"),
     )
     docs = documents(render(inputs, templates))
     claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
@@ -388,3 +401,69 @@ def test_ollama_on_kubernetes_keeps_its_models_on_a_claim(
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["env"] == [{"name": "OLLAMA_HOST", "value": "0.0.0.0:11434"}]
+
+
+def server_env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_podman_says_where_it_publishes_the_server(images: dict[str, str], templates: Path) -> None:
+    pod = pod_of(render(RenderInputs(images=images, port=9123), templates))
+    env = server_env_of(containers(pod)["server"])
+    # 0.0.0.0 inside the pod counts as local because it is published on loopback only
+    assert env["CODEBASE_MCP_HOST"] == "0.0.0.0"
+    assert env["CODEBASE_MCP_PUBLISHED_ON"] == "127.0.0.1:9123"
+    assert "CODEBASE_MCP_AUTH_TOKEN" not in env
+    v6 = pod_of(render(RenderInputs(images=images, port=9123, host_ip="::1"), templates))
+    assert server_env_of(containers(v6)["server"])["CODEBASE_MCP_PUBLISHED_ON"] == "[::1]:9123"
+
+
+def test_podman_auth_takes_the_token_from_its_own_podman_secret(
+    images: dict[str, str], templates: Path
+) -> None:
+    for features in (PODMAN_43, PODMAN_50):
+        inputs = RenderInputs(name="cm", images=images, auth=True, features=features)
+        text = render(inputs, templates)
+        pod = pod_of(text)
+        env = server_env_of(containers(pod)["server"])
+        assert env["CODEBASE_MCP_AUTH_TOKEN"] == {
+            "secretKeyRef": {"name": "cm-auth", "key": "token"}
+        }
+        # only the server sees it; no Secret document (broken in 4.3), no token in the spec
+        for name, c in containers(pod).items():
+            names = {e["name"] for e in c.get("env", [])}
+            assert ("CODEBASE_MCP_AUTH_TOKEN" in names) is (name == "server"), name
+        assert [d["kind"] for d in documents(text)] == ["Pod"]
+
+
+def test_kubernetes_always_has_auth_with_its_own_secret(
+    images: dict[str, str], templates: Path
+) -> None:
+    inputs = RenderInputs(
+        name="cm", images=images, target="kubernetes", auth=False,
+        db_password=SecretStr("s3cret"), auth_token=SecretStr("t0ken-t0ken-t0ken"),
+    )  # fmt: skip
+    assert inputs.auth_enabled
+    docs = documents(render(inputs, templates))
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    assert by_kind[("Secret", "cm-auth")]["data"] == {"token": "dDBrZW4tdDBrZW4tdDBrZW4="}
+    spec = by_kind[("Deployment", "cm-server")]["spec"]["template"]["spec"]
+    (server,) = spec["containers"]
+    env = server_env_of(server)
+    mounts = {m["name"]: m for m in server["volumeMounts"]}
+    assert env["CODEBASE_MCP_AUTH_TOKEN_FILE"] == mounts["auth-secret"]["mountPath"] + "/token"
+    assert mounts["auth-secret"]["readOnly"] is True
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["auth-secret"]["secret"]["secretName"] == "cm-auth"
+    # the Service names are allowed hosts; the probe reaches /health by pod IP (exempt)
+    hosts = env["CODEBASE_MCP_ALLOWED_HOSTS"].split(",")
+    assert {"cm-server", "cm-server.*"} <= set(hosts)
+    assert server["readinessProbe"]["httpGet"] == {"path": "/health", "port": "mcp"}
+    # Postgres never sees the token
+    (postgres,) = by_kind[("StatefulSet", "cm-postgres")]["spec"]["template"]["spec"]["containers"]
+    assert "auth-secret" not in {m["name"] for m in postgres["volumeMounts"]}
+
+
+def test_kubernetes_without_a_token_is_refused(images: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="auth_token"):
+        RenderInputs(images=images, target="kubernetes", db_password=SecretStr("x"))

@@ -59,3 +59,16 @@ def test_instructions_embed_valid_json_and_the_repo() -> None:
     decoder = json.JSONDecoder()
     config, _ = decoder.raw_decode(text[start:])
     assert config["mcpServers"]["codebase"]["url"] == "http://127.0.0.1:8000/mcp"
+
+
+def test_with_a_token_the_http_config_carries_the_header() -> None:
+    http = clientconfig.http_config("http://127.0.0.1:8000/mcp", "tok")
+    assert http["mcpServers"]["codebase"]["headers"] == {"Authorization": "Bearer tok"}
+    text = clientconfig.instructions(
+        "http://127.0.0.1:8000/mcp", "cm-server", [], "tok", "/data/pods/cm/auth-token"
+    )
+    assert '--header "Authorization: Bearer tok"' in text
+    assert "/data/pods/cm/auth-token" in text
+    config, _ = json.JSONDecoder().raw_decode(text[text.index("{") :])
+    assert config["mcpServers"]["codebase"]["headers"]["Authorization"] == "Bearer tok"
+    assert "Authorization" not in clientconfig.instructions("http://x/mcp", "cm-server", [])
