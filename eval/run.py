@@ -493,7 +493,7 @@ def run(args: argparse.Namespace) -> int:
         "modes": modes,
         "limit": args.limit,
         "overrides": overrides,
-        "settings": settings.model_dump(exclude={"roots", "host", "port"}),
+        "settings": settings.model_dump(mode="json", exclude={"roots", "host", "port"}),
         "model": embedder.model,
         "embedding_cache": cache_note,
         "wall_seconds": round(time.perf_counter() - started, 1),
