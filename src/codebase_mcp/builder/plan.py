@@ -136,7 +136,9 @@ def app_layer(
 def files_layer(files: list[tuple[str, str, str, int]], epoch: int) -> LayerPlan:
     """``files``: (path in image, source path, sha256 of the source, mode)."""
     entries = sorted(files)
-    key = _key({"kind": "files", "files": [list(f) for f in entries], "epoch": epoch})
+    # The source's path is where this checkout is: not part of the key, its content is.
+    content = [[dest, sha, mode] for dest, _src, sha, mode in entries]
+    key = _key({"kind": "files", "files": content, "epoch": epoch})
     return LayerPlan(
         "files", "files", key, files=tuple((dest, src, mode) for dest, src, _sha, mode in entries)
     )
@@ -155,9 +157,7 @@ def check_image_path(image: str, path: str) -> str:
 
 def common_wheels(entries: list[ImageLock]) -> list[LockedWheel]:
     """The locked wheels every one of ``entries`` installs (same name, version and hash)."""
-    sets = [
-        {_id(w): w for w in [*e.python.wheels, *e.python.no_deps]} for e in entries if e.python
-    ]
+    sets = [{_id(w): w for w in [*e.python.wheels, *e.python.no_deps]} for e in entries if e.python]
     if not sets:
         return []
     shared = set(sets[0]).intersection(*sets[1:])

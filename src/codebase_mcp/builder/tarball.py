@@ -33,17 +33,14 @@ CHUNK = 1 << 20
 KEPT_PAX_PREFIXES = ("SCHILY.xattr.", "LIBARCHIVE.xattr.")
 
 
+def clean_name(name: str) -> str:
+    """A member name without ``./``, empty components or slashes at either end."""
+    return "/".join(part for part in name.split("/") if part not in ("", "."))
+
+
 def walk_key(name: str) -> tuple[bytes, ...]:
     """Walk order as a sort key: compare path components, not whole strings."""
-    clean = name.removeprefix("./").strip("/")
-    return tuple(clean.encode("utf-8", "surrogateescape").split(b"/"))
-
-
-def clean_name(name: str) -> str:
-    cleaned = name
-    while cleaned.startswith("./"):
-        cleaned = cleaned[2:]
-    return cleaned.strip("/")
+    return tuple(clean_name(name).encode("utf-8", "surrogateescape").split(b"/"))
 
 
 @dataclass(frozen=True)
