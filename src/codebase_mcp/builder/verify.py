@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codebase_mcp import ui
-from codebase_mcp.builder.build import Builder
+from codebase_mcp.builder.build import Builder, remove_tree
 from codebase_mcp.builder.layerstore import LayerStore
 from codebase_mcp.builder.store import Store, default_store
 from codebase_mcp.errors import NotReproducible
@@ -53,7 +53,7 @@ def throwaway_storage(store: Store, runner: Runner, prefix: str) -> Iterator[Sto
         yield storage
     finally:
         runner.run(["podman", *storage.args, "rmi", "-a", "-f"], check=False)
-        shutil.rmtree(base, ignore_errors=True)
+        remove_tree(base)  # its layer store's unpacked tree has read-only directories
         shutil.rmtree(runroot_of(storage), ignore_errors=True)
 
 

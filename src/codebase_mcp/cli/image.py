@@ -54,7 +54,10 @@ def image() -> None:
     3. build   build with no network; tags are localhost/codebase-mcp-NAME:INPUTHASH
     4. verify  rebuild from scratch in a throwaway storage and compare digests
 
-    Definitions live in images/NAME/image.toml with a Containerfile.j2 template.
+    Definitions live in images/NAME/image.toml. Each layer (Debian root filesystem,
+    venv, project, files) is made once per input hash and kept in the store; an image
+    is assembled from those layers (OCI layout, skopeo), so a source edit remakes the
+    project layer only.
     """
 
 
