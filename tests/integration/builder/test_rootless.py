@@ -5,9 +5,10 @@ own subuid and subgid ranges, home, podman storage (vfs, a plain user's default
 here) and content-addressed store, and removes them afterwards. The user's
 store holds the fetched inputs only (.debs and wheels, copied from root's
 store): every layer is made again (mmdebstrap --mode=unshare, pip in the
-unshared sandbox) and the image stored in the user's own storage with skopeo. The server image is the one to use: it is the
-kind with Python layers (build stages, COPY, reordered layer entries), where
-most differences between root and rootless builds came from.
+unshared sandbox) and the image stored in the user's own storage with skopeo.
+The server image is the one to use: it is the kind with Python layers (made by
+the image's interpreter in an unshared chroot), where most differences between
+root and rootless builds came from.
 """
 
 from __future__ import annotations
