@@ -17,7 +17,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -70,6 +70,7 @@ class Builder:
     layer_store: LayerStore | None = None  # default: layers in the store itself
     substituter: Any = None  # builder.substitute.Substituter, or None
     _siblings: dict[str, list[ImageLock]] = field(default_factory=dict, repr=False)
+    _verified: dict[str, Layer] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, root: Path, store: Path | None = None, runner: Runner | None = None) -> Builder:
@@ -226,6 +227,7 @@ class Builder:
     def build(self, names: list[str], *, force: bool = False) -> list[BuildResult]:
         lock = load_lock(self.root)
         started = time.monotonic()
+        self._verified.clear()  # every build re-hashes the layers it uses
         planned = [(time.monotonic(), *self.plan(name, lock)) for name in names]
         todo = []
         cached: set[str] = set()
@@ -340,16 +342,22 @@ class Builder:
         epoch: int,
     ) -> Layer:
         """The layer for ``lp``: from the store (re-hashed), or made and stored now."""
+        if lp.key in self._verified:  # re-hashed once per build, not once per use in it
+            return self._verified[lp.key]
         found = self.layers.get(lp.key)
         if found is not None:
             ui.info(f"    {definition.name}: layer {lp.name} {found.digest[:12]} (cached)")
+            self._verified[lp.key] = found
             return found
         with ui.step(f"{definition.name}: layer {lp.name}"), self._work(f"{lp.name}-") as work:
             if lp.kind == "rootfs":
-                return self._make_rootfs(definition, entry, lp, work, epoch)
-            if lp.kind in ("python", "app"):
-                return self._make_python(definition, entry, lp, work, epoch)
-            return self._make_files(lp, work, epoch)
+                made = self._make_rootfs(definition, entry, lp, work, epoch)
+            elif lp.kind in ("python", "app"):
+                made = self._make_python(definition, entry, lp, work, epoch)
+            else:
+                made = self._make_files(lp, work, epoch)
+        self._verified[lp.key] = made
+        return made
 
     @contextmanager
     def _work(self, prefix: str) -> Iterator[Path]:
@@ -403,7 +411,7 @@ class Builder:
         """pip in the image's own root filesystem (sandbox), then the staged files' tar."""
         assert lp.pip is not None
         base = planning.LayerPlan("rootfs", "rootfs", lp.rootfs)
-        tree = self.tree(self.layer(definition, entry, base, epoch))
+        tree = self.tree(base.key, lambda: self.layer(definition, entry, base, epoch))
         (tree / lp.venv.lstrip("/")).mkdir(parents=True, exist_ok=True)  # its mount point
         inputs = work / "inputs"
         inputs.mkdir()
@@ -451,16 +459,17 @@ class Builder:
             directory.chmod(0o755)
         return self.layers.put(lp.key, lp.name, lambda f: tarball.tree_tar(stage, f, epoch))
 
-    def tree(self, rootfs: Layer) -> Path:
-        """The root filesystem layer unpacked (once per key) for recipes to run in."""
+    def tree(self, key: str, rootfs: Callable[[], Layer]) -> Path:
+        """The root filesystem layer ``key`` unpacked (once) for recipes to run in."""
         trees = self.layers.root / "trees"
-        target = trees / rootfs.key
+        target = trees / key
         if target.is_dir():
             return target
         trees.mkdir(parents=True, exist_ok=True)
+        blob = rootfs().path  # made, or re-hashed, only when it is to be unpacked
         tmp = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=trees))
         try:
-            self.runner.run(sandbox.unpack_argv(rootfs.path, tmp))
+            self.runner.run(sandbox.unpack_argv(blob, tmp))
             for rel in sandbox.MOUNT_DIRS:
                 (tmp / rel).mkdir(parents=True, exist_ok=True)
             (tmp / "dev").mkdir(exist_ok=True)
