@@ -19,7 +19,7 @@ from codebase_mcp.errors import HashMismatch
 from codebase_mcp.proc import Runner
 from tests.support.checkout import copy_checkout
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]  # cold builds, shared host
 REPO = Path(__file__).resolve().parents[3]
 
 
