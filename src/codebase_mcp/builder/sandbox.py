@@ -7,7 +7,7 @@ new user, mount and network namespaces (``unshare``): no network, no privileges
 needed (root and a plain user run the very same command), and the tree itself
 is not written. The recipe sees:
 
-- ``/mnt``: its inputs (wheels, pip's wheel, requirements), read-only;
+- ``/mnt``: its inputs (wheels, pip unpacked, requirements), read-only;
 - ``/stage``: where it puts the layer's files (the layer is this directory's tar);
 - ``/opt/venv`` (the venv path): a scratch venv that pip runs from;
 - ``/tmp``: scratch; ``/dev/null`` the host's.
@@ -65,11 +65,13 @@ def unpack_argv(blob: Path, target: Path) -> list[str]:
 
 PIP_FLAGS = (
     "--no-index --no-deps --no-compile --no-cache-dir --disable-pip-version-check "
-    "--root-user-action=ignore --quiet --root /stage"
+    "--root-user-action=ignore --no-warn-script-location --quiet --root /stage"
 )
+# pip's own modules, unpacked on /stage, compiled once by the image's interpreter.
+COMPILE_PIP = "/usr/bin/python3 -m compileall -q -j1 --invalidation-mode unchecked-hash /stage\n"
 
 
-def python_script(venv: str, pip_wheel: str, *, skeleton: bool, requirements: bool) -> str:
+def python_script(venv: str, pip: str, *, skeleton: bool, requirements: bool) -> str:
     """Install wheels from /mnt into /stage as they would be in ``venv``; deterministic pyc.
 
     The venv is made at ``venv`` (a scratch mount) and pip runs from it with
@@ -93,7 +95,7 @@ def python_script(venv: str, pip_wheel: str, *, skeleton: bool, requirements: bo
     if skeleton:
         lines.append(f"cp -a {v}/. /stage{v}/")
     lines += [
-        f"{v}/bin/python /mnt/{shlex.quote(pip_wheel)}/pip install {PIP_FLAGS} {what}",
+        f"{v}/bin/python /mnt/{shlex.quote(pip)}/pip install {PIP_FLAGS} {what}",
         f"{v}/bin/python -m compileall -q -j1 --invalidation-mode unchecked-hash "
         f"-s /stage -p / /stage{v}/lib",
     ]

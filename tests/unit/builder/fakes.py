@@ -9,6 +9,7 @@ import io
 import json
 import os
 import tarfile
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ def sandbox(args: tuple[str, ...]) -> None:
     """What pip would leave in /stage: a package per requirement, or the project."""
     at = args.index("sandbox")
     stage, inputs, script = Path(args[at + 2]), Path(args[at + 5]), args[at + 7]
+    if "pip install" not in script:  # compiling pip's own modules
+        return
     site = stage / SITE
     site.mkdir(parents=True, exist_ok=True)
     if "cp -a" in script:
@@ -119,6 +122,11 @@ def real_inputs(project: Path, store: Path) -> EngineRunner:
 
     def stored(item: Any) -> Any:
         data = f"{item.name} {item.version}".encode()
+        if hasattr(item, "filename"):  # a wheel: a zip
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w") as zipped:
+                zipped.writestr(zipfile.ZipInfo(f"{item.name}/__init__.py"), data)
+            data = out.getvalue()
         sha = hashlib.sha256(data).hexdigest()
         (blobs / sha).write_bytes(data)
         return item.model_copy(update={"sha256": sha})
