@@ -78,6 +78,7 @@ def edited(parent, n):
     return copy
 
 with throwaway_storage(home, runner, "bench-") as storage:
+    storage.scratch.chmod(0o755)  # mmdebstrap's unshared user must reach the repository
     # A store holding the fetched inputs only: nothing made before is reused.
     store = Store(storage.scratch / "store")
     (store.root / "sha256").mkdir(parents=True)
@@ -158,6 +159,8 @@ def substitution(root: Path) -> dict[str, Any]:
 
 
 def main() -> None:
+    """``bench_build.py [root|rootless]``: both parts (default), or one, merged into the file."""
+    part = sys.argv[1] if len(sys.argv) > 1 else "all"
     if os.geteuid() != 0:
         sys.exit("run as root: the bench creates (and removes) a build user")
     python = sys.executable
@@ -168,33 +171,59 @@ def main() -> None:
         after_repo = copy_checkout(Path(frozen) / "after")
         before_repo = copy_checkout(Path(frozen) / "before", main_tree)
         Builder.create(main_tree).fetch([IMAGE])
+        for label in ("before", "after"):
+            results[label] = {}
         for label, src, repo in (("before", main_tree / "src", before_repo),
                                  ("after", REPO / "src", after_repo)):  # fmt: skip
-            results.setdefault(label, {})["root"] = side(python, src, repo)
+            if part == "rootless":
+                break
+            results[label]["root"] = side(python, src, repo)
             print(f"{label} root: {results[label]['root']}", flush=True)
-        results["after"]["substitution"] = substitution(after_repo)
-        print(f"substitution: {results['after']['substitution']}", flush=True)
-        with build_user(IMAGE) as user:
-            user_python_path = user_python(user)
-            if user_python_path is None:
-                sys.exit(f"no Python {sys.version_info[:2]} that {user.name} can run")
-            for label, tree in (("before", main_tree), ("after", REPO)):
-                staged = user.stage / f"{label}-repo"
-                copy_checkout(staged, tree)
-                shutil.copytree(tree / "src", user.stage / f"{label}-src")
-                subprocess.run(["chown", "-R", f"{user.uid}:{user.gid}", str(staged),
-                                str(user.stage / f"{label}-src")], check=True)  # fmt: skip
-                os.environ["BENCH_SITE"] = str(user.stage / "site")
-                figures = side(
-                    user_python_path, user.stage / f"{label}-src", staged, user.argv_prefix
-                )
-                results[label]["rootless"] = figures
-                print(f"{label} rootless: {figures}", flush=True)
+        if part != "rootless":
+            results["after"]["substitution"] = substitution(after_repo)
+            print(f"substitution: {results['after']['substitution']}", flush=True)
+        if part != "root":
+            rootless(results, main_tree)
+    write(results, part)
+
+
+def rootless(results: dict[str, Any], main_tree: Path) -> None:
+    """Each side's cold, no-op and app-only figures as a fresh plain user (vfs)."""
+    with build_user(IMAGE) as user:
+        user_python_path = user_python(user)
+        if user_python_path is None:
+            sys.exit(f"no Python {sys.version_info[:2]} that {user.name} can run")
+        for label, tree in (("before", main_tree), ("after", REPO)):
+            staged = user.stage / f"{label}-repo"
+            copy_checkout(staged, tree)
+            shutil.copytree(tree / "src", user.stage / f"{label}-src")
+            subprocess.run(["chown", "-R", f"{user.uid}:{user.gid}", str(staged),
+                            str(user.stage / f"{label}-src")], check=True)  # fmt: skip
+            os.environ["BENCH_SITE"] = str(user.stage / "site")
+            figures = side(user_python_path, user.stage / f"{label}-src", staged, user.argv_prefix)
+            results[label]["rootless"] = figures
+            print(f"{label} rootless: {figures}", flush=True)
+
+
+def write(results: dict[str, Any], part: str) -> None:
+    path = REPO / "bench" / "results" / "build.json"
+    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if part != "all" and path.is_file():  # one part again: merged into the last full figures
+        previous = json.loads(path.read_text())
+        for label in ("before", "after"):
+            results[label] = {**previous.get(label, {}), **results[label]}
+        runs = {**previous.get("runs", {}), part: when}
+    else:
+        runs = {"root": when, "rootless": when}
     after, before = results["after"], results["before"]
-    for mode in ("root", "rootless"):
-        assert after[mode]["image_id"] == after["root"]["image_id"], "root and rootless differ"
+    identical = {
+        label: results[label].get("root", {}).get("image_id")
+        == results[label].get("rootless", {}).get("image_id")
+        for label in ("before", "after")
+    }
     out = {
-        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "when": when,
+        "runs": runs,
         "host": {
             "machine": platform.machine(),
             "python": platform.python_version(),
@@ -203,18 +232,15 @@ def main() -> None:
         "image": IMAGE,
         "before": before,
         "after": after,
-        "identical_root_rootless": {
-            label: results[label]["root"]["image_id"] == results[label]["rootless"]["image_id"]
-            for label in ("before", "after")
-        },
+        "identical_root_rootless": identical,
         "notes": "before = main's builder (buildah bud, Containerfile stages); after = layers as "
         "derivations in the store, assembled as an OCI layout with skopeo. cold = empty "
         "storage and a store holding only the fetched inputs (every layer made, mmdebstrap "
         "included); app_only = one line added to src/codebase_mcp/__init__.py (again: a "
         "second, different edit); substitution = pull by pinned digest from a local registry "
-        "into an empty storage. load = 1/5/15-min load average (other jobs share the host).",
+        "into an empty storage. load = 1/5/15-min load average (other jobs share the host). "
+        "runs: when each part (root, rootless; before and after in the same run) was measured.",
     }
-    path = REPO / "bench" / "results" / "build.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {path}")
 
