@@ -23,7 +23,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from codebase_mcp.embedder.batcher import MicroBatcher
+from codebase_mcp.embedder.batcher import (
+    DEFAULT_INDEX_MAX_PAUSE,
+    DEFAULT_INDEX_SLICE_TOKENS,
+    PURPOSE_HEADER,
+    MicroBatcher,
+    purpose_of,
+)
 from codebase_mcp.embedder.bert import l2_normalise
 from codebase_mcp.embedder.catalog import MODEL_BASE, ServedModel, canonical_name
 from codebase_mcp.embedder.config import OLLAMA_COMPAT_VERSION
@@ -97,12 +103,18 @@ class EmbedderService:
         max_pending: int = 512,
         max_body_bytes: int = 32 * 1024 * 1024,
         served: ServedModel | None = None,
+        index_slice_tokens: int = DEFAULT_INDEX_SLICE_TOKENS,
+        index_max_pause: float = DEFAULT_INDEX_MAX_PAUSE,
     ) -> None:
         self.encoder = encoder
         self.served = served or served_model_for(encoder)
         self.max_body_bytes = max_body_bytes
         self.batcher = MicroBatcher(
-            self._run_batch, max_batch=encoder.max_batch, max_pending=max_pending
+            self._run_batch,
+            max_batch=encoder.max_batch,
+            max_pending=max_pending,
+            index_slice_tokens=max(index_slice_tokens, encoder.max_seq_length),
+            index_max_pause=index_max_pause,
         )
         self._tokenize_pool: ThreadPoolExecutor | None = None
 
@@ -155,7 +167,8 @@ class EmbedderService:
         tokenized = await self.tokenize(req.inputs)
         if not req.truncate and any(t.truncated for t in tokenized):
             raise OllamaError(400, CONTEXT_EXCEEDED)
-        pooled = await self.batcher.embed([t.ids for t in tokenized])
+        purpose = purpose_of(request.headers.get(PURPOSE_HEADER))
+        pooled = await self.batcher.embed([t.ids for t in tokenized], purpose)
         vectors = l2_normalise(pooled)
         return GoJSONResponse(
             {
@@ -174,7 +187,8 @@ class EmbedderService:
         if not req.prompt:
             return GoJSONResponse({"embedding": []})
         tokenized = await self.tokenize([req.prompt])
-        pooled = await self.batcher.embed([tokenized[0].ids])
+        purpose = purpose_of(request.headers.get(PURPOSE_HEADER))
+        pooled = await self.batcher.embed([tokenized[0].ids], purpose)
         return GoJSONResponse({"embedding": pooled[0].tolist()})
 
     async def pull(self, request: Request) -> Response:
