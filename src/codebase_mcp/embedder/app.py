@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from codebase_mcp.embedder.batcher import (
     DEFAULT_INDEX_MAX_PAUSE,
+    DEFAULT_INDEX_NICE,
     DEFAULT_INDEX_SLICE_TOKENS,
     PURPOSE_HEADER,
     MicroBatcher,
@@ -49,6 +50,7 @@ from codebase_mcp.embedder.protocol import (
 
 T = TypeVar("T")
 NOT_FOUND_TEXT = "404 page not found"
+INLINE_TOKENIZE_CHARS = 2048
 
 
 class GoJSONResponse(Response):
@@ -105,6 +107,7 @@ class EmbedderService:
         served: ServedModel | None = None,
         index_slice_tokens: int = DEFAULT_INDEX_SLICE_TOKENS,
         index_max_pause: float = DEFAULT_INDEX_MAX_PAUSE,
+        index_nice: int = DEFAULT_INDEX_NICE,
     ) -> None:
         self.encoder = encoder
         self.served = served or served_model_for(encoder)
@@ -115,6 +118,7 @@ class EmbedderService:
             max_pending=max_pending,
             index_slice_tokens=max(index_slice_tokens, encoder.max_seq_length),
             index_max_pause=index_max_pause,
+            index_nice=index_nice,
         )
         self._tokenize_pool: ThreadPoolExecutor | None = None
 
@@ -133,6 +137,10 @@ class EmbedderService:
             self._tokenize_pool.shutdown(wait=True, cancel_futures=True)
 
     async def tokenize(self, texts: list[str]) -> list[Tokenized]:
+        if sum(len(t) for t in texts) <= INLINE_TOKENIZE_CHARS:
+            # A search query: tokenising takes microseconds, less than the hop to a
+            # thread and back, which costs most when the cores are busy.
+            return self.encoder.tokenize(texts)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._tokenize_pool, self.encoder.tokenize, texts)
 

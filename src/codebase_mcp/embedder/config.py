@@ -45,5 +45,11 @@ class ServeSettings(BaseSettings):
         le=60,
         description="index lane: seconds a slice waits for busy queries before it runs anyway",
     )
+    index_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="index lane: niceness added to its inference thread (0: same as queries)",
+    )
     sort_by_length: bool = Field(default=True, description="length-sorted batching (fast path)")
     log_level: str = Field(default="info", description="uvicorn log level")

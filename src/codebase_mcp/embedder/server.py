@@ -62,6 +62,7 @@ def build_app(settings: ServeSettings) -> Starlette:
         max_body_bytes=settings.max_body_bytes,
         index_slice_tokens=settings.index_slice_tokens,
         index_max_pause=settings.index_max_pause,
+        index_nice=settings.index_nice,
     )
     return create_app(service)
 
