@@ -17,8 +17,8 @@ ignores it):
 Per variant and round, on the same machine, interleaved (before, after, before, after)
 so both see the same load:
 
-1. index alone: the indexing stream (``embed_documents`` of 256 typical code chunks
-   per call, sent as 64-chunk requests, like the indexer) for ``--index-seconds``:
+1. index alone: the indexing stream (64-chunk ``/api/embed`` requests of typical code
+   chunks, one after the other, as the indexer sends them) for ``--index-seconds``:
    chunks/s;
 2. under load: the same stream, and ``--clients`` concurrent clients each embedding
    ``--queries`` search queries one after the other: per-query latency p50/p95/max,
@@ -125,7 +125,7 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 class IndexStream:
-    """Embeds chunks in a loop like the indexer (256 per call, 64 per request)."""
+    """Embeds chunks in a loop like the indexer: 64-chunk requests, one after the other."""
 
     def __init__(self, embedder: OllamaEmbedder, chunks: list[str]) -> None:
         self.embedder = embedder
@@ -137,8 +137,8 @@ class IndexStream:
     async def run(self) -> None:
         position = 0
         while not self._stop.is_set():
-            part = self.chunks[position : position + 256] or self.chunks[:256]
-            position = (position + 256) % len(self.chunks)
+            part = self.chunks[position : position + 64] or self.chunks[:64]
+            position = (position + 64) % len(self.chunks)
             try:
                 vectors = await self.embedder.embed_documents(part)
                 self.done += len(vectors)

@@ -149,6 +149,7 @@ class OllamaEmbedder:
         await pool.ensure_verified()
         rounds = len(pool.endpoints) + 2  # one endpoint: three tries, as before
         busy: set[str] = set()
+        last_busy: str | None = None
         for attempt in range(rounds):
             pool.probe_due_in_background()
             endpoint = choose(pool.endpoints, frozenset(busy)) or choose(pool.endpoints)
@@ -162,18 +163,26 @@ class OllamaEmbedder:
                 break
             try:
                 return await self._post_to(endpoint, texts, purpose)
-            except _Busy:
+            except _Busy as exc:
+                last_busy = f"{endpoint.url} answered HTTP 503: {exc}"
                 busy.add(endpoint.url)
                 if len(busy) >= len(pool.endpoints):
                     busy.clear()
                     await asyncio.sleep(0.5 * (attempt + 1))
             except _Down as exc:
+                last_busy = None
                 pool.mark_down(endpoint, exc.reason)
             except _Missing as exc:
                 others = [e for e in pool.endpoints if e.healthy and e is not endpoint]
                 if not others:
                     raise exc.error from None
                 pool.mark_missing(endpoint, exc.error.message)
+        if last_busy is not None and any(e.healthy for e in pool.endpoints):
+            raise EmbedderError(
+                f"the embedder is too busy: {last_busy[:300]}",
+                hint="too many requests at once: raise EMBEDDER_MAX_PENDING on the embedder, "
+                "or add embedders (CODEBASE_MCP_EMBEDDER_URLS)",
+            )
         raise unavailable_error(pool.endpoints)
 
     async def _post_to(

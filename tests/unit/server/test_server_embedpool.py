@@ -254,6 +254,16 @@ async def test_a_busy_endpoint_is_skipped_not_marked_down() -> None:
     await emb.aclose()
 
 
+async def test_every_endpoint_busy_says_so() -> None:
+    scripts = {"http://a": Script(status=503)}
+    emb = embedder(scripts)
+    with pytest.raises(EmbedderError, match="too busy: http://a answered HTTP 503") as err:
+        await emb.embed_query("q")
+    assert not isinstance(err.value, EmbedderUnavailable)
+    assert "EMBEDDER_MAX_PENDING" in (err.value.hint or "")
+    await emb.aclose()
+
+
 async def test_an_endpoint_without_the_model_is_left_out() -> None:
     scripts = {"http://a": Script(status=404), "http://b": Script()}
     emb = embedder(scripts)
