@@ -161,7 +161,11 @@ async def index_alone(url: str, chunks: list[str], seconds: float) -> dict[str, 
     stream.stop()
     await task
     await embedder.aclose()
-    return {"index_chunks_per_s": round(rate, 2), "index_errors": stream.errors}
+    return {
+        "index_chunks_per_s": round(rate, 2),
+        "index_chunks_done": stream.done - start_done,
+        "index_errors": stream.errors,
+    }
 
 
 async def under_load(url: str, chunks: list[str], clients: int, queries: int) -> dict[str, Any]:
@@ -201,6 +205,7 @@ async def under_load(url: str, chunks: list[str], clients: int, queries: int) ->
         "queries_per_s": round(len(latencies) / wall, 2),
         "wall_s": round(wall, 1),
         "index_chunks_per_s_meanwhile": round(index_rate, 2),
+        "index_chunks_done_meanwhile": stream.done - start_done,
         "index_errors": stream.errors,
         "_latencies": latencies,
     }
@@ -231,7 +236,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--queries", type=int, default=25)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--index-seconds", type=float, default=20.0)
+    parser.add_argument("--index-seconds", type=float, default=45.0)
     parser.add_argument("--chunks", type=int, default=512)
     parser.add_argument("--before-src", type=Path, default=Path("/work/main/src"))
     parser.add_argument("--only", choices=["before", "after"], default=None)
