@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from codebase_mcp.errors import CodebaseMcpError, InvalidToolInput, NotFound
 from codebase_mcp.server import db
 from codebase_mcp.server.config import ServerSettings
-from codebase_mcp.server.embeddings import Embedder, OllamaEmbedder
+from codebase_mcp.server.embeddings import Embedder, embedder_from_settings
 from codebase_mcp.server.jobs import Worker
 from codebase_mcp.server.paths import PathMapper
 from codebase_mcp.server.search import (
@@ -458,10 +458,5 @@ async def health_report(state: ServerState) -> dict[str, Any]:
 def build_state(settings: ServerSettings | None = None) -> ServerState:
     settings = settings or ServerSettings()
     embedder_settings = EmbedderSettings()
-    embedder = OllamaEmbedder(
-        embedder_settings.url,
-        embedder_settings.model,
-        batch_size=settings.embed_batch_size,
-        timeout=max(settings.embed_timeout, embedder_settings.timeout),
-    )
+    embedder = embedder_from_settings(settings, embedder_settings)
     return ServerState(settings, DatabaseSettings(), embedder)
