@@ -1,6 +1,6 @@
 """Watch mode: the projects kept in sync from filesystem events.
 
-A row per watched project. It lives in the database, not in a server process,
+A row per watched repository of a project. It lives in the database, not in a server process,
 so a watch survives a restart and every replica sees the same set (each one
 watches the rows whose repository it can see). ``state`` is what status shows:
 ``watching``, or why watching stopped (asked to, repository gone, ...).
@@ -26,15 +26,16 @@ def upgrade() -> None:
     op.execute(
         """
         CREATE TABLE watches (
-            project_id      text PRIMARY KEY,
+            project_id      text NOT NULL,
+            root_path       text NOT NULL,   -- where the server sees the repository
             repo_path       text NOT NULL,   -- as the user named it (host path)
-            root_path       text NOT NULL,   -- where the server sees it
             enabled         boolean NOT NULL DEFAULT true,
             state           text NOT NULL DEFAULT 'watching',
             created_at      timestamptz NOT NULL DEFAULT now(),
             updated_at      timestamptz NOT NULL DEFAULT now(),
             last_change_at  timestamptz,     -- the last batch of relevant events
-            last_job_id     uuid             -- the job that batch queued
+            last_job_id     uuid,            -- the job that batch queued
+            PRIMARY KEY (project_id, root_path)
         )
         """
     )

@@ -300,8 +300,10 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
                     root_path=repo.container_path,
                 )
             elif watch is False:
-                await watchstore.stop_watch(conn, project_id, "stopped: asked to")
-            watch_row = await watchstore.get_watch(conn, project_id)
+                await watchstore.stop_watch(
+                    conn, project_id, repo.container_path, "stopped: asked to"
+                )
+            watch_row = await watchstore.get_watch(conn, project_id, repo.container_path)
         state.notify_workers()
         if watch is not None:
             state.watches.kick()
@@ -323,7 +325,11 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
         pool = await state.pool()
         async with pool.acquire() as conn:
             job = await db.get_job(conn, parsed)
-            watch_row = await watchstore.get_watch(conn, job["project_id"]) if job else None
+            watch_row = (
+                await watchstore.get_watch(conn, job["project_id"], job["root_path"])
+                if job
+                else None
+            )
         if job is None:
             raise NotFound(
                 f"no indexing job {job_id}",
@@ -442,7 +448,7 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
                     "repositories": [state.mapper.to_host(r) for r in (row["roots"] or [])],
                     "created_at": _iso(row["created_at"]),
                     "updated_at": _iso(row["updated_at"]),
-                    "watch": watchstore.watch_view(watches.get(row["id"])),
+                    "watches": [watchstore.watch_view(w) for w in watches.get(row["id"], [])],
                 }
                 for row in rows
             ]

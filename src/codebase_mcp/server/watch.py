@@ -87,6 +87,7 @@ def _root_gitignore(root: Path) -> pathspec.GitIgnoreSpec | None:
 
 
 PoolGetter = Callable[[], Awaitable[asyncpg.Pool]]
+WatchKey = tuple[str, str]  # (project id, root path)
 
 
 class WatchManager:
@@ -108,13 +109,13 @@ class WatchManager:
         self.debounce_ms = debounce_ms
         self.reconcile_interval = reconcile_interval
         self.force_polling = force_polling
-        self._watchers: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._watchers: dict[WatchKey, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
 
     @property
-    def watching(self) -> dict[str, str]:
-        """project id -> root path of the watchers running in this process."""
-        return {pid: root for pid, (root, task) in self._watchers.items() if not task.done()}
+    def watching(self) -> set[WatchKey]:
+        """(project id, root path) of the watchers running in this process."""
+        return {key for key, task in self._watchers.items() if not task.done()}
 
     def kick(self) -> None:
         """The table changed here: reconcile now, not at the next interval."""
@@ -135,28 +136,28 @@ class WatchManager:
     async def reconcile(self) -> None:
         pool = await self._pool()
         async with pool.acquire() as conn:
-            wanted = {row.project_id: row for row in await watchstore.enabled_watches(conn)}
-            for row in wanted.values():
-                if not os.path.isdir(row.root_path) and row.project_id not in self.watching:
-                    await watchstore.stop_watch(
-                        conn, row.project_id, GONE.format(path=row.repo_path)
-                    )
-                    log.warning("watch %s: %s is gone; stopped", row.project_id, row.repo_path)
-        for project_id, (root, task) in list(self._watchers.items()):
-            current = wanted.get(project_id)
-            if task.done() or current is None or current.root_path != root:
+            wanted: dict[WatchKey, watchstore.WatchRow] = {}
+            for row in await watchstore.enabled_watches(conn):
+                key = (row.project_id, row.root_path)
+                if os.path.isdir(row.root_path) or key in self.watching:
+                    wanted[key] = row
+                else:
+                    reason = GONE.format(path=row.repo_path)
+                    await watchstore.stop_watch(conn, row.project_id, row.root_path, reason)
+                    log.warning("watch %s: %s", row.project_id, reason)
+        for key, task in list(self._watchers.items()):
+            if task.done() or key not in wanted:
                 if task.done() and not task.cancelled() and task.exception() is not None:
-                    log.warning("watch %s: %s; restarting", project_id, task.exception())
+                    log.warning("watch %s: %s; restarting", key[0], task.exception())
                 await _cancel(task)
-                del self._watchers[project_id]
-        for project_id, row in wanted.items():
-            if project_id not in self._watchers and os.path.isdir(row.root_path):
-                task = asyncio.create_task(self._watch(row), name=f"watch-{project_id}")
-                self._watchers[project_id] = (row.root_path, task)
-                log.info("watch %s: watching %s", project_id, row.repo_path)
+                del self._watchers[key]
+        for key, row in wanted.items():
+            if key not in self._watchers:
+                self._watchers[key] = asyncio.create_task(self._watch(row), name=f"watch-{key[0]}")
+                log.info("watch %s: watching %s", row.project_id, row.repo_path)
 
     async def stop(self) -> None:
-        for _, task in self._watchers.values():
+        for task in self._watchers.values():
             await _cancel(task)
         self._watchers.clear()
 
@@ -205,7 +206,7 @@ class WatchManager:
         log.warning("watch %s: %s", row.project_id, reason)
         pool = await self._pool()
         async with pool.acquire() as conn:
-            await watchstore.stop_watch(conn, row.project_id, reason)
+            await watchstore.stop_watch(conn, row.project_id, row.root_path, reason)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

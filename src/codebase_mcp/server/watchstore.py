@@ -12,7 +12,7 @@ import asyncpg
 from codebase_mcp.server import db
 
 # Advisory lock class that serialises "is a sync job already pending?" per project
-# (the second key is hashtext(project_id)), so two replicas that see one save
+# (the second key hashes project and root), so two replicas that see one save
 # queue one job between them.
 WATCH_LOCK = 0x63776174  # "cwat"
 WATCHING = "watching"
@@ -21,8 +21,8 @@ WATCHING = "watching"
 @dataclass(frozen=True)
 class WatchRow:
     project_id: str
-    repo_path: str
     root_path: str
+    repo_path: str
     enabled: bool
     state: str
     created_at: datetime
@@ -42,8 +42,8 @@ async def set_watch(
     """Watch a project's repository from now on (again, if it was stopped)."""
     row = await conn.fetchrow(
         "INSERT INTO watches (project_id, repo_path, root_path) VALUES ($1, $2, $3) "
-        "ON CONFLICT (project_id) DO UPDATE SET repo_path = EXCLUDED.repo_path, "
-        "root_path = EXCLUDED.root_path, enabled = true, state = 'watching', "
+        "ON CONFLICT (project_id, root_path) DO UPDATE SET repo_path = EXCLUDED.repo_path, "
+        "enabled = true, state = 'watching', "
         "updated_at = now() RETURNING *",
         project_id,
         repo_path,
@@ -53,12 +53,15 @@ async def set_watch(
     return WatchRow.from_record(row)
 
 
-async def stop_watch(conn: asyncpg.Connection, project_id: str, reason: str) -> bool:
+async def stop_watch(
+    conn: asyncpg.Connection, project_id: str, root_path: str, reason: str
+) -> bool:
     """Stop watching; the row stays, so status can say why. False: it was not watched."""
     status = await conn.execute(
-        "UPDATE watches SET enabled = false, state = $2, updated_at = now() "
-        "WHERE project_id = $1 AND enabled",
+        "UPDATE watches SET enabled = false, state = $3, updated_at = now() "
+        "WHERE project_id = $1 AND root_path = $2 AND enabled",
         project_id,
+        root_path,
         reason,
     )
     return bool(status.endswith(" 1"))
@@ -68,18 +71,23 @@ async def delete_watch(conn: asyncpg.Connection, project_id: str) -> None:
     await conn.execute("DELETE FROM watches WHERE project_id = $1", project_id)
 
 
-async def get_watch(conn: asyncpg.Connection, project_id: str) -> WatchRow | None:
-    row = await conn.fetchrow("SELECT * FROM watches WHERE project_id = $1", project_id)
+async def get_watch(conn: asyncpg.Connection, project_id: str, root_path: str) -> WatchRow | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM watches WHERE project_id = $1 AND root_path = $2", project_id, root_path
+    )
     return WatchRow.from_record(row) if row else None
 
 
-async def all_watches(conn: asyncpg.Connection) -> dict[str, WatchRow]:
-    rows = await conn.fetch("SELECT * FROM watches ORDER BY project_id")
-    return {row["project_id"]: WatchRow.from_record(row) for row in rows}
+async def all_watches(conn: asyncpg.Connection) -> dict[str, list[WatchRow]]:
+    """project id -> its watches (stopped ones too: status says why they stopped)."""
+    out: dict[str, list[WatchRow]] = {}
+    for row in await conn.fetch("SELECT * FROM watches ORDER BY project_id, root_path"):
+        out.setdefault(row["project_id"], []).append(WatchRow.from_record(row))
+    return out
 
 
 async def enabled_watches(conn: asyncpg.Connection) -> list[WatchRow]:
-    rows = await conn.fetch("SELECT * FROM watches WHERE enabled ORDER BY project_id")
+    rows = await conn.fetch("SELECT * FROM watches WHERE enabled ORDER BY project_id, root_path")
     return [WatchRow.from_record(row) for row in rows]
 
 
@@ -93,7 +101,9 @@ async def queue_sync_job(
     """
     async with conn.transaction():
         await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))", WATCH_LOCK, watch.project_id
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            WATCH_LOCK,
+            f"{watch.project_id}\0{watch.root_path}",
         )
         pending = await conn.fetchval(
             "SELECT 1 FROM jobs WHERE project_id = $1 AND root_path = $2 "
@@ -103,8 +113,10 @@ async def queue_sync_job(
         )
         if pending:
             await conn.execute(
-                "UPDATE watches SET last_change_at = now() WHERE project_id = $1",
+                "UPDATE watches SET last_change_at = now() WHERE project_id = $1 "
+                "AND root_path = $2",
                 watch.project_id,
+                watch.root_path,
             )
             return None
         job_id = await db.create_job(
@@ -116,8 +128,10 @@ async def queue_sync_job(
             embedding_model=embedding_model,
         )
         await conn.execute(
-            "UPDATE watches SET last_change_at = now(), last_job_id = $2 WHERE project_id = $1",
+            "UPDATE watches SET last_change_at = now(), last_job_id = $3 "
+            "WHERE project_id = $1 AND root_path = $2",
             watch.project_id,
+            watch.root_path,
             job_id,
         )
     return job_id

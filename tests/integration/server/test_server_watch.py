@@ -74,8 +74,9 @@ async def test_saved_file_is_searchable_without_a_reindex(
 
             listed = await call(client, "list_projects")
             (project,) = listed["projects"]
-            assert project["watch"]["watching"] is True
-            assert project["watch"]["last_job_id"]
+            (watch,) = project["watches"]
+            assert watch["watching"] is True and watch["repo_path"] == str(sample_repo)
+            assert watch["last_job_id"]
             print(f"saved file searchable after {latency:.2f}s")
 
             # A deleted file leaves the index too.
@@ -148,12 +149,13 @@ async def test_deleted_repository_stops_its_watch(
             async def stopped() -> dict[str, Any] | None:
                 listed = await call(client, "list_projects")
                 (project,) = [p for p in listed["projects"] if p["project_id"] == "doomed"]
-                return project["watch"] if not project["watch"]["watching"] else None
+                (watch,) = project["watches"]
+                return watch if not watch["watching"] else None
 
             watch = await eventually(stopped, what="watch stopped")
             assert watch["state"].startswith("stopped: the repository no longer exists")
             assert str(repo) in watch["state"]
-            assert state.watches.watching == {}
+            assert state.watches.watching == set()
             # The index is still there and still answers.
             again = await call(client, "get_indexing_status", job_id=status["job_id"])
             assert again["status"] == "completed"
