@@ -25,7 +25,14 @@ from tests.integration.server.test_server_mcp_memory import call, index
 
 pytestmark = pytest.mark.integration
 
-FAST = {"watch_debounce_ms": 100, "watch_reconcile_interval": 0.5, "poll_interval": 0.2}
+# Short periods; and no time budget for the lexical half, which finds the markers (the
+# fake embedder's vectors know nothing of them) even on a loaded host.
+FAST = {
+    "watch_debounce_ms": 100,
+    "watch_reconcile_interval": 0.5,
+    "poll_interval": 0.2,
+    "text_search_budget_ms": 0,
+}
 
 
 async def eventually(
