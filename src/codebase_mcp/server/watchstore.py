@@ -101,9 +101,10 @@ async def queue_sync_job(
     """
     async with conn.transaction():
         await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            "SELECT pg_advisory_xact_lock($1, hashtext($2 || ' ' || $3))",
             WATCH_LOCK,
-            f"{watch.project_id}\0{watch.root_path}",
+            watch.project_id,
+            watch.root_path,
         )
         pending = await conn.fetchval(
             "SELECT 1 FROM jobs WHERE project_id = $1 AND root_path = $2 "
