@@ -111,6 +111,17 @@ class ServerSettings(BaseSettings):
     stale_after: float = Field(default=60.0, gt=0)  # a running job without heartbeat this long
     max_attempts: int = Field(default=3, ge=1)
 
+    # Watch mode (start_indexing_background(watch=true)): docs/server.md, "Watch mode".
+    watch_debounce_ms: int = Field(
+        default=300, ge=10, le=60_000, description="quiet time before a batch of changes syncs"
+    )
+    watch_reconcile_interval: float = Field(
+        default=5.0, gt=0, description="seconds between re-reads of the watched projects"
+    )
+    watch_force_polling: bool | None = Field(
+        default=None, description="poll instead of inotify (unset: inotify, polling if it fails)"
+    )
+
     # Search.
     search_mode: Literal["vector", "hybrid"] = "hybrid"
     ef_search: int = Field(default=100, ge=10, le=1000)
