@@ -521,6 +521,9 @@ async def search(
             hit.score = round(hit.similarity, 6)
         return SearchResult(hits, None, coverage, "vector")
     depth = max(limit * 3, 30)
+    # The budget (past it: vectors alone) only while vectors cover the project:
+    # otherwise the lexical half is the only way to the chunks without one.
+    budget = text_budget_ms if mode == "hybrid" and coverage >= 1.0 else 0
     lexical = await text_search(
         conn,
         project,
@@ -528,7 +531,7 @@ async def search(
         vector,
         filters,
         depth if mode == "hybrid" else limit,
-        text_budget_ms,
+        budget,
         max_cost=text_max_cost,
         term_stats=term_stats,
         bm25=bm25,

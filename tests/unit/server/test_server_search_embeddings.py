@@ -1,4 +1,5 @@
-"""Search helpers (validation, fusion, the query vector's time limit) and the Ollama client (mocked HTTP)."""
+"""Search helpers (validation, fusion, the query vector's time limit) and the Ollama
+client (mocked HTTP)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from codebase_mcp.server.embeddings import OllamaEmbedder, prefixes_for
 from codebase_mcp.server.paths import PathMapper
 from codebase_mcp.server.search import (
     Filters,
-    Hit,
-    fuse,
     Fusion,
+    Hit,
     embed_query_within,
+    fuse,
     fuse_convex,
     fuse_hybrid,
     normalise_file_type,

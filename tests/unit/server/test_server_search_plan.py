@@ -4,8 +4,6 @@ bulk-load decision of the indexer: pure functions, no database."""
 
 from __future__ import annotations
 
-import pytest
-
 from codebase_mcp.server.chunker import lexical_text, lexical_words
 from codebase_mcp.server.indexer import BulkLoad, embed_rank, should_defer_index
 from codebase_mcp.server.search import idf, plan_lexical, query_text
