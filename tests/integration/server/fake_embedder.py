@@ -53,6 +53,8 @@ class FakeEmbedder:
     # Seconds per request of more than one input, without blocking the server:
     # indexing batches are slow while single queries are answered at once.
     batch_delay: float = 0.0
+    # Seconds per input, blocking (one request at a time, like a CPU-bound model).
+    per_input_delay: float = 0.0
     requests: int = 0
     inputs: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -74,6 +76,8 @@ class FakeEmbedder:
             self.inputs.extend(texts)
         if self.delay:
             time.sleep(self.delay)  # blocks this server's loop only, like a busy model
+        if self.per_input_delay:
+            time.sleep(self.per_input_delay * len(texts))
         if self.batch_delay and len(texts) > 1:
             await asyncio.sleep(self.batch_delay)
         vectors = [fake_vector(t, self.dimension) for t in texts]

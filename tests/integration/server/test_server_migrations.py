@@ -177,5 +177,5 @@ def test_0003_keeps_old_projects_and_builds_their_lexical_index_later(pg_dsn: st
     assert built == 1 and postings == 150  # the chunk's 150 distinct words
 
     command.downgrade(cfg, "0002")
-    storage, external, text = asyncio.run(tsv_layout(pg_dsn))
+    storage, _, text = asyncio.run(tsv_layout(pg_dsn))
     assert storage == "mm" and "wordaaxyz" in text  # tsv is back, computed from search_text
