@@ -137,9 +137,10 @@ async def missing_vector_indexes(conn: asyncpg.Connection) -> list[int]:
 
 
 async def dimension_rows(conn: asyncpg.Connection, dimension: int) -> int:
-    """Chunks of this dimension, all projects: what its HNSW index holds."""
+    """Chunks of this dimension with a vector, all projects: what its HNSW index holds."""
     value: int = await conn.fetchval(
-        "SELECT count(*) FROM chunks WHERE embedding_dim = $1", int(dimension)
+        "SELECT count(*) FROM chunks WHERE embedding_dim = $1 AND embedding IS NOT NULL",
+        int(dimension),
     )
     return value
 
