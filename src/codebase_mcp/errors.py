@@ -147,6 +147,12 @@ class PodUnhealthy(CodebaseMcpError):
     exit_code = 31
 
 
+class CredentialFileError(CodebaseMcpError):
+    """A credential file given to the pod (git SSH key, token, known_hosts) is unusable."""
+
+    exit_code = 32
+
+
 # --- publishing --------------------------------------------------------------
 class PublishError(CodebaseMcpError):
     """Pushing images or writing their SBOM failed."""
