@@ -231,7 +231,7 @@ class Indexer:
             if reason.startswith("unreadable"):
                 progress.error(rel_path, reason)
 
-        dimension = await self._dimension(project, force)
+        dimension = await self._dimension(project)
         async with self.pool.acquire() as conn:
             if force:
                 await db.delete_repository(conn, project_id, root)
@@ -273,10 +273,11 @@ class Indexer:
         await report(progress)
         return progress
 
-    async def _dimension(self, project: db.Project | None, force: bool) -> int:
-        """The vector length chunks are written with: the project's, or (new
-        project, or another model) what the embedder answers for one probe."""
-        if project is not None and project.embedding_model == self.embedder.model and not force:
+    async def _dimension(self, project: db.Project | None) -> int:
+        """The vector length chunks are written with: the project's (same model,
+        also under force_reindex), or (new project, other model) what the
+        embedder answers for one probe."""
+        if project is not None and project.embedding_model == self.embedder.model:
             return int(project.embedding_dim)
         (vector,) = await self.embedder.embed_documents([DIMENSION_PROBE])
         return len(vector)
