@@ -45,7 +45,7 @@ from codebase_mcp.server.config import ServerSettings  # noqa: E402
 
 LIMIT = 10
 DEPTH = max(LIMIT * 3, 30)  # what search() asks of each half
-BM25_GRID = [S.Bm25(1.2, 0.75), S.Bm25(1.2, 0.4)]
+BM25_GRID = [S.Bm25(1.2, 0.75), S.Bm25(1.2, 0.4), S.Bm25(0.8, 0.75)]
 FUSION_GRID = [
     *(S.Fusion("rrf", k, w) for k in (10, 30, 60) for w in (0.5, 0.6, 0.7)),
     *(S.Fusion("convex", 60, a) for a in (0.5, 0.6, 0.7, 0.8)),

@@ -249,7 +249,12 @@ WHERE s.project_id = $1
 # BM25 of the selecting terms over their postings (one index range scan each),
 # top $6 candidates; then the other terms' part for those candidates only (point
 # lookups of (term, chunk)); then content and similarity of the rows kept.
-_BM25_PART = "q.idf * p.tf * ($3 + 1) / (p.tf + $3 * (1 - $4 + $4 * p.dl / $5))"
+# The parameters are cast: Postgres would otherwise type them from the integer
+# columns they meet (k1 = 1.2 sent as a smallint).
+_BM25_PART = (
+    "q.idf * p.tf * ($3::float8 + 1) / "
+    "(p.tf + $3::float8 * (1 - $4::float8 + $4::float8 * p.dl / $5::float8))"
+)
 
 
 def _bm25_sql(dim: int | None, where: str, filtered: bool) -> str:
