@@ -94,12 +94,12 @@ class ServerSettings(BaseSettings):
     fusion: Literal["rrf", "convex"] = Field(
         default="rrf", description="hybrid fusion: rrf (weighted reciprocal rank) or convex"
     )
-    rrf_k: int = Field(default=60, ge=1, le=1000, description="k of reciprocal rank fusion")
+    rrf_k: int = Field(default=30, ge=1, le=1000, description="k of reciprocal rank fusion")
     fusion_weight: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="share of the vector half in hybrid fusion"
+        default=0.7, ge=0.0, le=1.0, description="share of the vector half in hybrid fusion"
     )
     bm25_k1: float = Field(default=1.2, ge=0.0, le=10.0, description="BM25 term saturation")
-    bm25_b: float = Field(default=0.75, ge=0.0, le=1.0, description="BM25 length normalisation")
+    bm25_b: float = Field(default=0.4, ge=0.0, le=1.0, description="BM25 length normalisation")
     # Seconds a query's embedding may take; past it (or if the embedder fails) the
     # search answers from the lexical index and says so (0: wait as long as it takes).
     query_embed_timeout: float = Field(

@@ -109,7 +109,7 @@ class TermStatsCache:
 @dataclass(frozen=True)
 class Bm25:
     k1: float = 1.2
-    b: float = 0.75
+    b: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -357,8 +357,8 @@ class Fusion:
     cosine + (1 - weight) x BM25 normalised by the query's best BM25."""
 
     method: Literal["rrf", "convex"] = "rrf"
-    k: int = RRF_K
-    weight: float = 0.5
+    k: int = 30
+    weight: float = 0.7
 
 
 def fuse(
@@ -560,8 +560,8 @@ def fusion_from(settings: Any) -> Fusion:
         return Fusion()
     return Fusion(
         method=getattr(settings, "fusion", "rrf"),
-        k=int(getattr(settings, "rrf_k", RRF_K)),
-        weight=float(getattr(settings, "fusion_weight", 0.5)),
+        k=int(getattr(settings, "rrf_k", 30)),
+        weight=float(getattr(settings, "fusion_weight", 0.7)),
     )
 
 
@@ -569,5 +569,5 @@ def bm25_from(settings: Any) -> Bm25:
     if settings is None:
         return Bm25()
     return Bm25(
-        k1=float(getattr(settings, "bm25_k1", 1.2)), b=float(getattr(settings, "bm25_b", 0.75))
+        k1=float(getattr(settings, "bm25_k1", 1.2)), b=float(getattr(settings, "bm25_b", 0.4))
     )
