@@ -6,7 +6,7 @@ watches the rows whose repository it can see). ``state`` is what status shows:
 ``watching``, or why watching stopped (asked to, repository gone, ...).
 
 Revision ID: 0004_watches
-Revises: 0002
+Revises: 0003_lexical_index
 Create Date: 2026-12-02
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0004_watches"
-down_revision: str | Sequence[str] | None = "0002"
+down_revision: str | Sequence[str] | None = "0003_lexical_index"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

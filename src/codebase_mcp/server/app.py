@@ -28,11 +28,12 @@ from codebase_mcp.errors import CodebaseMcpError, InvalidToolInput, NotFound
 from codebase_mcp.server import db, watchstore
 from codebase_mcp.server.config import ServerSettings
 from codebase_mcp.server.embeddings import Embedder, embedder_from_settings
-from codebase_mcp.server.jobs import Worker
+from codebase_mcp.server.jobs import Worker, progress_fields
 from codebase_mcp.server.paths import PathMapper
 from codebase_mcp.server.search import (
     Filters,
     TermStatsCache,
+    embed_query_within,
     normalise_file_type,
     search,
     validate_query,
@@ -212,6 +213,7 @@ def job_view(job: dict[str, Any], mapper: PathMapper) -> dict[str, Any]:
             for e in job["errors"]
         ],
         "timings": job["timings"],
+        **progress_fields(job),
         "created_at": _iso(job["created_at"]),
         "started_at": _iso(job["started_at"]),
         "finished_at": _iso(job["finished_at"]),
@@ -380,14 +382,14 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
                 filters = Filters(filters.file_type, rel_prefix=directory)
         pool = await state.pool()
         started = time.perf_counter()
-        vector = await state.embedder.embed_query(text)
+        query_vector = await embed_query_within(state.embedder, text, settings.query_embed_timeout)
         embedded = time.perf_counter()
         async with pool.acquire() as conn:
             found = await search(
                 conn,
                 project_id,
                 text,
-                vector,
+                query_vector.vector,
                 filters,
                 limit,
                 mode=settings.search_mode,
@@ -396,6 +398,10 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
                 text_budget_ms=settings.text_search_budget_ms,
                 text_max_cost=settings.text_search_max_cost,
                 term_stats=state.term_stats,
+                settings=settings,
+                vector_unavailable=(
+                    f"{query_vector.reason}: {query_vector.detail}" if query_vector.reason else None
+                ),
             )
         hits = found.hits
         searched = time.perf_counter()
@@ -422,8 +428,9 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
         return {
             "project_id": project_id,
             "query": text,
-            "mode": settings.search_mode,
+            "mode": found.mode,
             **({"lexical": found.lexical} if found.lexical else {}),
+            **found.extra_fields(),
             "results": results,
             "embedding_ms": round((embedded - started) * 1000, 2),
             "search_ms": round((searched - embedded) * 1000, 2),
