@@ -37,6 +37,7 @@ import math
 import os
 import platform
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -233,8 +234,17 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument("--before", default=None, help="commit (default: merge base with main)")
     parser.add_argument("--mcp-eval", type=Path, default=None)
+    parser.add_argument(
+        "--embedder",
+        choices=["real", "fake"],
+        default="real",
+        help="real: all-MiniLM-L6-v2 (codebase-mcp embedder serve); fake: the tests' "
+        "hashed bag-of-words embedder (fast; the sizes depend on the chunks, not the model)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "answer_size.json")
     args = parser.parse_args()
+    # a timeout's SIGTERM still stops the servers and removes the container
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     def git(*argv: str) -> str:
         return run(["git", "-C", str(REPO), *argv], capture=True).stdout.strip()
@@ -261,13 +271,24 @@ def main() -> int:
         from codebase_mcp.migrate import upgrade_head
 
         asyncio.run(upgrade_head(dsn))
-        embedder_url = stack.enter_context(real_embedder(base / "embedder.log"))
+        if args.embedder == "real":
+            embedder_url = stack.enter_context(real_embedder(base / "embedder.log"))
+            model = "all-minilm"
+        else:
+            from tests.integration.server.fake_embedder import running_fake_embedder
+
+            fake = stack.enter_context(running_fake_embedder())
+            embedder_url, model = fake.url, fake.model
         common = {
             "DATABASE_URL": dsn,
             "EMBEDDER_URL": embedder_url,
+            "EMBEDDER_MODEL": model,
             "CODEBASE_MCP_HOST": "127.0.0.1",
             "CODEBASE_MCP_TEXT_SEARCH_BUDGET_MS": "0",
             "CODEBASE_MCP_POLL_INTERVAL": "0.5",
+            # small batches and a long timeout: the embedder shares 2 busy cores
+            "CODEBASE_MCP_EMBED_BATCH_SIZE": "16",
+            "CODEBASE_MCP_EMBED_TIMEOUT": "600",
         }
         servers = {}
         for label, extra in (
@@ -297,7 +318,9 @@ def main() -> int:
         f"{args.limit}, every eval query; tokens approximated as characters / 4",
         "before": before,
         "after": after + (" (+ uncommitted changes in src/)" if dirty else ""),
-        "embedder": "all-MiniLM-L6-v2 (codebase-mcp embedder serve)",
+        "embedder": "all-MiniLM-L6-v2 (codebase-mcp embedder serve)"
+        if args.embedder == "real"
+        else "the tests' fake embedder (hashed bag of words)",
         "indexed": indexed,
         "setup_s": index_s,
         "seconds": round(time.monotonic() - started, 1),
