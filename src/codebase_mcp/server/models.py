@@ -151,9 +151,6 @@ class SearchAnswer(Answer):
         "'full' (whole chunks with context)"
     )
     mode: str = Field(description="how it was ranked: vector or hybrid")
-    results: list[CompactHit] | list[FullHit] = Field(
-        description="hits, best first (compact: CompactHit; full: FullHit)"
-    )
     repo_path: str | None = optional(
         "compact: the repository (on your machine) every hit is in; omitted when the hits "
         "span several repositories (each hit then has its own path)"
@@ -171,6 +168,9 @@ class SearchAnswer(Answer):
     lexical_fallback: str | None = optional(
         "why the answer is from word matching alone (for example, the embedder did not "
         "answer in time); omitted when the vectors were used"
+    )
+    results: list[CompactHit] | list[FullHit] = Field(
+        description="hits, best first (compact: CompactHit; full: FullHit)"
     )
     embedding_ms: float = Field(description="time to embed the query, in ms")
     search_ms: float = Field(description="time to search the index, in ms")

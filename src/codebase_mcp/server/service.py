@@ -362,8 +362,9 @@ def query_terms(query: str) -> set[str]:
 def snippet(lines: dict[int, str], terms: set[str]) -> str:
     """The lines of a hit an agent needs to judge it: its first line (usually the
     definition) and the window of lines with the most query words, dedented, each
-    prefixed with its number; '...' where lines are skipped."""
-    numbered = sorted((n, line.rstrip()) for n, line in lines.items())
+    prefixed with its number; '...' where lines are skipped. Blank lines are left
+    out (the numbers show where they were)."""
+    numbered = sorted((n, line.rstrip()) for n, line in lines.items() if line.strip())
     if not numbered:
         return ""
 
@@ -377,11 +378,7 @@ def snippet(lines: dict[int, str], terms: set[str]) -> str:
         total = sum(scores[first : first + width])
         if total > best_score:
             best, best_score = first, total
-    head = next((i for i, (_, line) in enumerate(numbered) if line.strip()), 0)
-    chosen = sorted({head, *range(best, best + width)})
-    # Drop blank lines at the window's ends: they cost characters and say nothing.
-    while len(chosen) > 1 and not numbered[chosen[-1]][1].strip():
-        chosen.pop()
+    chosen = sorted({0, *range(best, best + width)})
     body = textwrap.dedent("\n".join(numbered[i][1] for i in chosen)).split("\n")
     out: list[str] = []
     used = 0

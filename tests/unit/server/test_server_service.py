@@ -252,3 +252,10 @@ def test_every_tool_publishes_an_object_schema_with_described_fields() -> None:
     assert search.parameters["properties"]["detail"]["enum"] == list(models.DETAILS)
     assert search.parameters["properties"]["detail"]["default"] == "compact"
     assert search.parameters["properties"]["limit"]["minimum"] == 1
+
+
+def test_snippet_leaves_blank_lines_out_without_marking_a_gap() -> None:
+    content = {1: '"""Loading settings."""', 2: "", 3: "import json", 4: "", 5: "", 6: "def f():"}
+    assert service.snippet(content, {"json"}) == (
+        '1: """Loading settings."""\n3: import json\n6: def f():'
+    )
