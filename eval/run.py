@@ -135,8 +135,8 @@ async def run_search(
 
 
 def answer_chars(hits: Sequence[Any], context_lines: int) -> int:
-    """Characters of the answer ``search_code`` gives for these hits: today's tool
-    shape (one object per hit, its content and context lines)."""
+    """Characters of the answer ``search_code(detail="full")`` gives for these hits
+    (one object per hit, its content and context lines)."""
     results: list[dict[str, Any]] = [
         {
             "path": hit.path,
@@ -155,12 +155,29 @@ def answer_chars(hits: Sequence[Any], context_lines: int) -> int:
     ]
     if context_lines:
         try:
-            from codebase_mcp.server.app import _read_context
+            from codebase_mcp.server.service import read_context
         except ImportError:  # the server's answer code moved: size without context
             pass
         else:
-            _read_context(results, [h.path for h in hits], context_lines)
+            spans = [(h.path, h.start_line, h.end_line, h.content) for h in hits]
+            for result, (before, after) in zip(
+                results, read_context(spans, context_lines), strict=True
+            ):
+                result["context_before"], result["context_after"] = before, after
     return len(json.dumps({"results": results}))
+
+
+def compact_answer(hits: Sequence[Any], query: str) -> tuple[int, list[str]] | None:
+    """(characters, files in order) of the default, compact ``search_code`` answer,
+    or None where the server has no compact form."""
+    try:
+        from codebase_mcp.server.paths import PathMapper
+        from codebase_mcp.server.service import compact_hits
+    except ImportError:
+        return None
+    repo, compact = compact_hits(hits, query, PathMapper([]))
+    body = {"repo_path": repo, "results": [h.model_dump(exclude_none=True) for h in compact]}
+    return len(json.dumps(body)), file_ranking(h.relative_path for h in compact)
 
 
 # --- embedders ------------------------------------------------------------------------
@@ -244,6 +261,8 @@ async def score_repo(
         per_query: list[dict[str, Any]] = []
         latencies: list[float] = []
         sizes: list[int] = []
+        compact_sizes: list[int] = []
+        compact_differs = 0
         lexical: dict[str, int] = {}
         for query, vector in zip(query_set.queries, vectors, strict=True):
             started = time.perf_counter()
@@ -267,6 +286,11 @@ async def score_repo(
             rank = first_rank(files, query.files)
             outcomes.append(Scored(query.kind, rank))
             sizes.append(answer_chars(found.hits, settings.context_lines))
+            compact = compact_answer(found.hits, query.query)
+            if compact is not None:
+                compact_sizes.append(compact[0])
+                # the compact answer must point at the same files, in the same order
+                compact_differs += compact[1] != files
             per_query.append(
                 {
                     "query": query.query,
@@ -281,6 +305,15 @@ async def score_repo(
             "by_kind": by_kind(outcomes),
             "answer_chars_mean": round(statistics.mean(sizes)),
             "answer_chars_max": max(sizes),
+            **(
+                {
+                    "compact_chars_mean": round(statistics.mean(compact_sizes)),
+                    "compact_chars_max": max(compact_sizes),
+                    "compact_files_differ": compact_differs,
+                }
+                if compact_sizes
+                else {}
+            ),
             "search_ms_p50": round(statistics.median(latencies), 2),
             **({"lexical": lexical} if lexical else {}),
             "per_query": per_query,

@@ -48,10 +48,10 @@ SEED_PROJECT = "seed"
 SEED_REPO = f"{HOST_ROOT}/repo"
 SEED_QUERY = "parse a JSON configuration file"
 TOOLS = {
-    "start_indexing_background": {"repo_path", "project_id", "force_reindex"},
+    "start_indexing_background": {"repo_path", "project_id", "force_reindex", "watch"},
     "get_indexing_status": {"job_id"},
     "cancel_indexing": {"job_id"},
-    "search_code": {"query", "project_id", "limit", "file_type", "directory"},
+    "search_code": {"query", "project_id", "limit", "file_type", "directory", "detail"},
     "list_projects": set(),
     "delete_project": {"project_id"},
 }
@@ -364,6 +364,11 @@ def values_for(param: str) -> list[tuple[str, Any]]:
         ]
     if param == "force_reindex":
         return [("wrong-type", v) for v in ["maybe", 2, -1, *WRONG_TYPES]]
+    if param == "watch":  # true, false or unset (None is valid: "leave it as it is")
+        return [("wrong-type", v) for v in ["maybe", 2, -1, *WRONG_TYPES] if v is not None]
+    if param == "detail":  # only "compact" and "full", exactly
+        texts = ["", " ", "FULL", "Compact", "full ", "short", "*", "compact,full"]
+        return [("text", v) for v in texts] + strings + typed
     if param in ("query", "file_type"):
         return [("text", v) for v in ["", " ", "\t\n", "*", "%", "' OR 1=1 --"]] + strings + typed
     raise AssertionError(f"no hostile values for parameter {param}")

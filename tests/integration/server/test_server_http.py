@@ -95,7 +95,10 @@ async def test_http_index_and_search_with_host_paths(
         assert status["errors"][0]["path"] == f"{host_repo}/data.txt"
 
         found = await call(client, "search_code", query="parse config file", limit=2)
-        assert found["results"][0]["path"] == f"{host_repo}/src/config_loader.py"
+        assert found["repo_path"] == host_repo
+        assert found["results"][0]["relative_path"] == "src/config_loader.py"
+        full = await call(client, "search_code", query="parse config file", limit=2, detail="full")
+        assert full["results"][0]["path"] == f"{host_repo}/src/config_loader.py"
 
         # Outside the roots, or escaping them with "..": refused.
         with pytest.raises(ToolError, match="outside the allowed roots"):

@@ -82,11 +82,20 @@ async def test_index_search_reindex(
         found = await call(client, "search_code", query="parse config file", limit=3)
         assert found["results"][0]["relative_path"] == "src/config_loader.py"
         assert (found["mode"], found["lexical"]) == ("hybrid", "ranked")
+        # compact by default: the repository once, a snippet per hit, no empty keys
+        assert (found["detail"], found["repo_path"]) == ("compact", str(sample_repo))
         top = found["results"][0]
+        assert "parse_config_file" in top["snippet"]
+        assert "content" not in top and "path" not in top
+        assert None not in top.values()
+        full = await call(client, "search_code", query="parse config file", limit=3, detail="full")
+        assert full["detail"] == "full"
+        top = full["results"][0]
         assert top["path"] == str(sample_repo / "src/config_loader.py")
         assert top["language"] == "python"
         assert "parse_config_file" in top["content"]
         assert 1 <= top["start_line"] <= top["end_line"]
+        assert list(dict.fromkeys(paths(found))) == list(dict.fromkeys(paths(full)))
 
         go = await call(client, "search_code", query="compute checksum", file_type="go")
         assert set(paths(go)) == {"cmd/main.go"}
@@ -162,6 +171,7 @@ async def test_projects_are_isolated(state: ServerState, sample_repo: Path, tmp_
         ("search_code", {"query": "x", "project_id": "bad id!"}, "project_id 'bad id!'"),
         ("search_code", {"query": "x", "file_type": "p y"}, "not an extension"),
         ("search_code", {"query": "x", "directory": "../etc"}, "contains '..'"),
+        ("search_code", {"query": "x", "detail": "short"}, "'compact' or 'full'"),
         ("get_indexing_status", {"job_id": "42"}, "is not a job id"),
         (
             "get_indexing_status",

@@ -116,7 +116,9 @@ async def test_index_and_search_with_the_real_model(
                 ("compute the surface of a round shape", "geometry.py"),
                 ("persist a user in the database", "store.go"),
             ]:
-                found = await client.call_tool("search_code", {"query": query, "limit": 1})
+                found = await client.call_tool(
+                    "search_code", {"query": query, "limit": 1, "detail": "full"}
+                )
                 top = found.structured_content["results"][0]  # type: ignore[index]
                 assert top["relative_path"] == expected, (query, top)
                 assert 0.2 < top["similarity"] <= 1.0

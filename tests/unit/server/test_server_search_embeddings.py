@@ -11,9 +11,7 @@ import httpx
 import pytest
 
 from codebase_mcp.errors import EmbedderError, InvalidToolInput
-from codebase_mcp.server.app import _read_context, job_view
 from codebase_mcp.server.embeddings import OllamaEmbedder, prefixes_for
-from codebase_mcp.server.paths import PathMapper
 from codebase_mcp.server.search import (
     Filters,
     Fusion,
@@ -157,35 +155,6 @@ async def test_errors_say_what_to_do() -> None:
     embedder = OllamaEmbedder("http://e", "m", client=client_for(wrong_count))
     with pytest.raises(EmbedderError, match="0 vectors for 1 inputs"):
         await embedder.embed_query("q")
-
-
-def test_job_view_progress_and_host_paths() -> None:
-    job: dict[str, Any] = {
-        "id": "j", "project_id": "p", "repo_path": "/h/r", "root_path": "/c/r",
-        "status": "running", "files_total": 10, "files_scanned": 4, "files_indexed": 3,
-        "files_unchanged": 1, "files_skipped": 1, "files_deleted": 0, "chunks_created": 9,
-        "force_reindex": False, "embedding_model": "m", "attempts": 1,
-        "cancel_requested": False, "error": None,
-        "errors": [{"path": "bad.bin", "error": "binary (NUL bytes)"}], "timings": {},
-        "created_at": None, "started_at": None, "finished_at": None,
-    }  # fmt: skip
-    from codebase_mcp.server.config import RootMapping
-
-    view = job_view(job, PathMapper([RootMapping(host="/h", container="/c")]))
-    assert view["progress"] == 0.5
-    assert view["errors"] == [{"path": "/h/r/bad.bin", "error": "binary (NUL bytes)"}]
-
-
-def test_context_lines_only_when_file_still_matches(tmp_path: Any) -> None:
-    path = tmp_path / "a.py"
-    path.write_text("one\ntwo\nthree\nfour\nfive\n")
-    hits = [
-        {"start_line": 3, "end_line": 3, "content": text, "context_before": "", "context_after": ""}
-        for text in ("three", "changed")
-    ]
-    _read_context(hits, [str(path), str(path)], 1)
-    assert (hits[0]["context_before"], hits[0]["context_after"]) == ("two", "four")
-    assert hits[1]["context_before"] == ""
 
 
 async def test_text_search_over_budget_falls_back_to_nothing() -> None:
