@@ -16,6 +16,7 @@ from fastmcp import Client
 
 from codebase_mcp.server import db
 from codebase_mcp.server.app import ServerState, create_server
+from codebase_mcp.server.embeddings import OllamaEmbedder
 from codebase_mcp.server.search import Filters, search
 from tests.integration.server.conftest import make_state
 from tests.integration.server.fake_embedder import FakeEmbedder, free_port
@@ -207,7 +208,8 @@ async def test_a_slow_or_absent_embedder_gets_a_lexical_answer_that_says_so(
         await state.stop()
     # No embedder at all (nothing listens on that port).
     down = make_state(migrated_dsn, fake_embedder, query_embed_timeout=10)
-    down.embedder.url = f"http://127.0.0.1:{free_port()}"  # type: ignore[attr-defined]
+    # A client of its own: the endpoint pool keeps the URLs it was made with.
+    down.embedder = OllamaEmbedder(f"http://127.0.0.1:{free_port()}", fake_embedder.model)
     try:
         async with Client(create_server(down)) as client:
             answer = await call(client, "search_code", query="parse config file")

@@ -65,9 +65,10 @@ def test_job_status_progress_host_paths_and_times() -> None:
     ]
     assert status.created_at == "2026-12-02T00:00:00+00:00" and status.started_at is None
     dumped = status.model_dump(mode="json")
-    # the old keys stay, nullable ones included; the progressive-indexing ones are absent
+    # the old keys stay, nullable ones included; progress is computed from the counters
     assert dumped["error"] is None and "finished_at" in dumped
-    assert not {"chunks_embedded", "lexical_progress", "semantic_progress"} & set(dumped)
+    assert dumped["phase"] == "lexical" and dumped["lexical_progress"] == 0.5
+    assert dumped["watch"] == {"watching": False, "state": "not watched"}
 
 
 def test_job_status_completed_is_whole_and_empty_totals_are_zero() -> None:
@@ -76,11 +77,11 @@ def test_job_status_completed_is_whole_and_empty_totals_are_zero() -> None:
     assert service.job_status(job_row(files_indexed=30), MAPPER).progress == 1.0
 
 
-def test_job_status_reads_progressive_columns_when_the_row_has_them() -> None:
-    row = job_row(chunks_embedded=4, lexical_progress=1, semantic_progress=0.444449)
+def test_job_status_reports_lexical_and_semantic_progress_apart() -> None:
+    row = job_row(files_indexed=30, chunks_to_embed=9, chunks_embedded=4)
     dumped = service.job_status(row, MAPPER).model_dump(mode="json")
-    assert (dumped["chunks_embedded"], dumped["lexical_progress"]) == (4, 1.0)
-    assert dumped["semantic_progress"] == 0.4444
+    assert (dumped["phase"], dumped["lexical_progress"]) == ("embedding", 1.0)
+    assert (dumped["chunks_embedded"], dumped["semantic_progress"]) == (4, 0.4444)
 
 
 # --- arguments --------------------------------------------------------------------------
