@@ -36,6 +36,11 @@ SERVER_HELP: dict[str, str] = {
     "chunk_window_lines": "lines per chunk where no syntax boundary splits a file",
     "embed_batch_size": "chunks per embedding request",
     "embed_timeout": "seconds one embedding request may take",
+    "embedder_urls": "several embedders, comma separated: index batches spread over the healthy "
+    "ones, queries go to the least loaded, a dead one's batches are retried on another; "
+    "overrides EMBEDDER_URL (empty: EMBEDDER_URL alone)",
+    "embedder_backoff_max": "longest wait, in seconds, between health probes of an embedder "
+    "that is down (the wait doubles from 0.5 s per failed probe)",
     "write_batch_files": "files written to Postgres per transaction",
     "defer_index_min_chunks": "a first index this large builds the HNSW index at the end "
     "(0: never)",

@@ -134,6 +134,26 @@ class ImageNotBuilt(CodebaseMcpError):
     exit_code = 20
 
 
+class LayerCorrupt(CodebaseMcpError):
+    """A cached layer's bytes do not match its sha256 (tampered or damaged), and it
+    cannot be made again here."""
+
+    exit_code = 21
+
+
+class StoreFull(CodebaseMcpError):
+    """The disk filled up while the store was being written; nothing half-written was kept."""
+
+    exit_code = 22
+
+
+class SubstituteMismatch(CodebaseMcpError):
+    """An image pulled from a substituter is not the one its record pins (image ID or
+    input hash differ): it was removed and not used."""
+
+    exit_code = 23
+
+
 # --- the pod -----------------------------------------------------------------
 class PodError(CodebaseMcpError):
     """Bringing the pod up, down or asking its status failed."""
@@ -245,6 +265,18 @@ class EmbedderError(CodebaseMcpError):
     """The embedder is unreachable or answered with an error."""
 
     exit_code = 64
+
+
+class EmbedderUnavailable(EmbedderError):
+    """No embedder endpoint is reachable and healthy (after probing every one of them)."""
+
+    exit_code = 65
+
+
+class EmbedderModelMix(EmbedderError):
+    """The embedder endpoints serve the model under different weights (digests differ)."""
+
+    exit_code = 66
 
 
 # --- git sources (the server's repo_url/ref inputs) ----------------------------

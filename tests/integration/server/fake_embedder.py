@@ -50,6 +50,7 @@ class FakeEmbedder:
     dimension: int = DIMENSION
     max_input_chars: int | None = None  # answer 400 when any input is longer
     delay: float = 0.0  # seconds per request (to make indexing take a while)
+    digest: str | None = None  # reported by /api/tags (the weights' identity), if set
     # Seconds per request of more than one input, without blocking the server:
     # indexing batches are slow while single queries are answered at once.
     batch_delay: float = 0.0
@@ -84,7 +85,10 @@ class FakeEmbedder:
         return JSONResponse({"model": self.model, "embeddings": vectors})
 
     async def tags(self, request: Request) -> Response:
-        return JSONResponse({"models": [{"name": f"{self.model}:latest"}]})
+        entry = {"name": f"{self.model}:latest"}
+        if self.digest:
+            entry["digest"] = f"sha256:{self.digest}"
+        return JSONResponse({"models": [entry]})
 
     def app(self) -> Starlette:
         return Starlette(
