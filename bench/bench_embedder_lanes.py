@@ -20,7 +20,9 @@ so both see the same load:
 1. index alone: the indexing stream (64-chunk ``/api/embed`` requests of typical code
    chunks, one after the other, as the indexer sends them) for ``--index-seconds``:
    chunks/s;
-2. under load: the same stream, and ``--clients`` concurrent clients each embedding
+2. queries alone: ``--clients`` x ``--queries`` with no indexing (the floor: what the
+   machine's CPU share gives the query path itself);
+3. under load: the same stream, and ``--clients`` concurrent clients each embedding
    ``--queries`` search queries one after the other: per-query latency p50/p95/max,
    errors, queries/s, and the stream's chunks/s meanwhile.
 
@@ -168,12 +170,15 @@ async def index_alone(url: str, chunks: list[str], seconds: float) -> dict[str, 
     }
 
 
-async def under_load(url: str, chunks: list[str], clients: int, queries: int) -> dict[str, Any]:
+async def under_load(
+    url: str, chunks: list[str], clients: int, queries: int, *, indexing: bool = True
+) -> dict[str, Any]:
     # One client object for the stream and the queries, as in the server process.
     embedder = OllamaEmbedder(url, "all-minilm", batch_size=64, timeout=300)
     stream = IndexStream(embedder, chunks)
-    task = asyncio.create_task(stream.run())
-    await asyncio.sleep(3)  # the stream is embedding before the first query
+    task = asyncio.create_task(stream.run() if indexing else asyncio.sleep(0))
+    if indexing:
+        await asyncio.sleep(3)  # the stream is embedding before the first query
     latencies: list[float] = []
     errors: list[str] = []
 
@@ -191,7 +196,8 @@ async def under_load(url: str, chunks: list[str], clients: int, queries: int) ->
     start_done, t0 = stream.done, time.perf_counter()
     await asyncio.gather(*(client(n) for n in range(clients)))
     wall = time.perf_counter() - t0
-    index_rate = (stream.done - start_done) / wall
+    done_meanwhile = stream.done - start_done
+    index_rate = done_meanwhile / wall
     stream.stop()
     await task
     await embedder.aclose()
@@ -205,7 +211,7 @@ async def under_load(url: str, chunks: list[str], clients: int, queries: int) ->
         "queries_per_s": round(len(latencies) / wall, 2),
         "wall_s": round(wall, 1),
         "index_chunks_per_s_meanwhile": round(index_rate, 2),
-        "index_chunks_done_meanwhile": stream.done - start_done,
+        "index_chunks_done_meanwhile": done_meanwhile,
         "index_errors": stream.errors,
         "_latencies": latencies,
     }
@@ -214,6 +220,7 @@ async def under_load(url: str, chunks: list[str], clients: int, queries: int) ->
 def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     latencies = [x for r in rounds for x in r["under_load"].pop("_latencies")]
     return {
+        "queries_alone_p95_ms_per_round": [r["queries_alone"]["p95_ms"] for r in rounds],
         "queries": sum(r["under_load"]["queries"] for r in rounds),
         "errors": sum(r["under_load"]["errors"] for r in rounds),
         "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
@@ -255,11 +262,24 @@ def main() -> None:
             try:
                 loads.append(os.getloadavg()[0])
                 alone = asyncio.run(index_alone(url, chunks, args.index_seconds))
+                alone_q = asyncio.run(
+                    under_load(url, chunks, args.clients, args.queries, indexing=False)
+                )
                 loaded = asyncio.run(under_load(url, chunks, args.clients, args.queries))
                 loads.append(os.getloadavg()[0])
             finally:
                 stop_embedder(proc)
-            entry = {"round": round_number, "index_alone": alone, "under_load": loaded}
+            queries_alone = {
+                k: v
+                for k, v in alone_q.items()
+                if k in ("queries", "errors", "p50_ms", "p95_ms", "max_ms", "queries_per_s")
+            }
+            entry = {
+                "round": round_number,
+                "index_alone": alone,
+                "queries_alone": queries_alone,
+                "under_load": loaded,
+            }
             results[name].append(entry)
             shown = {k: v for k, v in loaded.items() if not k.startswith("_")}
             print(name, round_number, alone, shown, flush=True)
