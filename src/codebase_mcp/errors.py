@@ -267,6 +267,18 @@ class EmbedderError(CodebaseMcpError):
     exit_code = 64
 
 
+class EmbedderUnavailable(EmbedderError):
+    """No embedder endpoint is reachable and healthy (after probing every one of them)."""
+
+    exit_code = 65
+
+
+class EmbedderModelMix(EmbedderError):
+    """The embedder endpoints serve the model under different weights (digests differ)."""
+
+    exit_code = 66
+
+
 # --- git sources (the server's repo_url/ref inputs) ----------------------------
 class GitSourceError(CodebaseMcpError):
     """Fetching a git source failed (the base of the git-source errors; also a broken cache)."""

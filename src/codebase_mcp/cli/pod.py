@@ -295,6 +295,12 @@ def install_service(name: str | None, dry_run: bool) -> None:
               help="Require `Authorization: Bearer <token>` on /mcp; the token is created "
               "once (0600, beside the DB password) and printed in the client config "
               "[default: the last up's, else off].")  # fmt: skip
+@click.option("--watch", is_flag=True,
+              help="Index every mounted repository and keep it in sync with its files "
+              "(watch mode: saved files are searchable within seconds; survives "
+              "restarts).")  # fmt: skip
+@click.option("--project", "project_id", default="default", show_default=True, metavar="ID",
+              help="Project the repositories go to with --watch.")  # fmt: skip
 @git_options
 @click.option("--git-ssh-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="SSH private key for ssh:// and git@host: sources (mode 0600; copied "
@@ -318,6 +324,8 @@ def up(
     embedder: str | None,
     timeout: float | None,
     auth: bool | None,
+    watch: bool,
+    project_id: str,
     git_hosts: tuple[str, ...],
     git_ssh_key: Path | None,
     git_token_file: Path | None,
@@ -357,6 +365,15 @@ def up(
     elapsed = time.monotonic() - started
     server = names_for(pod_name).container("server")
     token_file = auth_token_file(pod_dir(pod_name)) if state.auth else None
+    token = token_file.read_text().strip() if token_file else None
+    mounted = [r for r in state.repos if r not in lifecycle.skipped_repos]
+    watching: list[dict[str, object]] = []
+    if watch:
+        from codebase_mcp.pod.watchrepos import watch_repositories
+
+        if not mounted:
+            ui.warn("--watch: no repository is mounted; add one with --repo PATH")
+        watching = watch_repositories(state.endpoint, mounted, project_id=project_id, token=token)
     if as_json:
         data = {
             **state.model_dump(),
@@ -366,13 +383,14 @@ def up(
             "healthy_after": lifecycle.timings,
             "server_container": server,
             "skipped_repos": lifecycle.skipped_repos,
+            "watching": watching,
         }
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     ui.info(f"pod {pod_name} healthy in {elapsed:.1f}s")
-    token = token_file.read_text().strip() if token_file else None
+    for item in watching:
+        ui.info(f"watching {item['repo_path']} (project {project_id}, job {item['job_id']})")
     file_shown = str(token_file) if token_file else None
-    mounted = [r for r in state.repos if r not in lifecycle.skipped_repos]
     click.echo(instructions(state.endpoint, server, mounted, token, file_shown))
 
 

@@ -23,7 +23,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from codebase_mcp.embedder.batcher import MicroBatcher
+from codebase_mcp.embedder.batcher import (
+    DEFAULT_INDEX_MAX_PAUSE,
+    DEFAULT_INDEX_NICE,
+    DEFAULT_INDEX_SLICE_TOKENS,
+    PURPOSE_HEADER,
+    MicroBatcher,
+    purpose_of,
+)
 from codebase_mcp.embedder.bert import l2_normalise
 from codebase_mcp.embedder.catalog import MODEL_BASE, ServedModel, canonical_name
 from codebase_mcp.embedder.config import OLLAMA_COMPAT_VERSION
@@ -43,6 +50,7 @@ from codebase_mcp.embedder.protocol import (
 
 T = TypeVar("T")
 NOT_FOUND_TEXT = "404 page not found"
+INLINE_TOKENIZE_CHARS = 2048
 
 
 class GoJSONResponse(Response):
@@ -97,12 +105,20 @@ class EmbedderService:
         max_pending: int = 512,
         max_body_bytes: int = 32 * 1024 * 1024,
         served: ServedModel | None = None,
+        index_slice_tokens: int = DEFAULT_INDEX_SLICE_TOKENS,
+        index_max_pause: float = DEFAULT_INDEX_MAX_PAUSE,
+        index_nice: int = DEFAULT_INDEX_NICE,
     ) -> None:
         self.encoder = encoder
         self.served = served or served_model_for(encoder)
         self.max_body_bytes = max_body_bytes
         self.batcher = MicroBatcher(
-            self._run_batch, max_batch=encoder.max_batch, max_pending=max_pending
+            self._run_batch,
+            max_batch=encoder.max_batch,
+            max_pending=max_pending,
+            index_slice_tokens=max(index_slice_tokens, encoder.max_seq_length),
+            index_max_pause=index_max_pause,
+            index_nice=index_nice,
         )
         self._tokenize_pool: ThreadPoolExecutor | None = None
 
@@ -121,6 +137,10 @@ class EmbedderService:
             self._tokenize_pool.shutdown(wait=True, cancel_futures=True)
 
     async def tokenize(self, texts: list[str]) -> list[Tokenized]:
+        if sum(len(t) for t in texts) <= INLINE_TOKENIZE_CHARS:
+            # A search query: tokenising takes microseconds, less than the hop to a
+            # thread and back, which costs most when the cores are busy.
+            return self.encoder.tokenize(texts)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._tokenize_pool, self.encoder.tokenize, texts)
 
@@ -155,7 +175,8 @@ class EmbedderService:
         tokenized = await self.tokenize(req.inputs)
         if not req.truncate and any(t.truncated for t in tokenized):
             raise OllamaError(400, CONTEXT_EXCEEDED)
-        pooled = await self.batcher.embed([t.ids for t in tokenized])
+        purpose = purpose_of(request.headers.get(PURPOSE_HEADER))
+        pooled = await self.batcher.embed([t.ids for t in tokenized], purpose)
         vectors = l2_normalise(pooled)
         return GoJSONResponse(
             {
@@ -174,7 +195,8 @@ class EmbedderService:
         if not req.prompt:
             return GoJSONResponse({"embedding": []})
         tokenized = await self.tokenize([req.prompt])
-        pooled = await self.batcher.embed([tokenized[0].ids])
+        purpose = purpose_of(request.headers.get(PURPOSE_HEADER))
+        pooled = await self.batcher.embed([tokenized[0].ids], purpose)
         return GoJSONResponse({"embedding": pooled[0].tolist()})
 
     async def pull(self, request: Request) -> Response:

@@ -34,5 +34,22 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=32 * 1024 * 1024, ge=1024, description="largest request body accepted (413 above)"
     )
+    index_slice_tokens: int = Field(
+        default=1024,
+        ge=256,
+        description="index lane: rows x padded length per slice; queries wait at most one slice",
+    )
+    index_max_pause: float = Field(
+        default=0.5,
+        ge=0,
+        le=60,
+        description="index lane: seconds a slice waits for busy queries before it runs anyway",
+    )
+    index_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="index lane: niceness added to its inference thread (0: same as queries)",
+    )
     sort_by_length: bool = Field(default=True, description="length-sorted batching (fast path)")
     log_level: str = Field(default="info", description="uvicorn log level")

@@ -57,7 +57,12 @@ def build_app(settings: ServeSettings) -> Starlette:
         get_blas_threads(),
     )
     service = EmbedderService(
-        encoder, max_pending=settings.max_pending, max_body_bytes=settings.max_body_bytes
+        encoder,
+        max_pending=settings.max_pending,
+        max_body_bytes=settings.max_body_bytes,
+        index_slice_tokens=settings.index_slice_tokens,
+        index_max_pause=settings.index_max_pause,
+        index_nice=settings.index_nice,
     )
     return create_app(service)
 

@@ -51,6 +51,27 @@ def parse_roots(value: str) -> list[RootMapping]:
     return roots
 
 
+def parse_embedder_urls(value: str) -> list[str]:
+    """Parse ``"http://e1:11434,http://e2:11434"`` (empty string: none; duplicates refused)."""
+    urls: list[str] = []
+    for raw in value.split(","):
+        item = raw.strip().rstrip("/")
+        if not item:
+            continue
+        if not item.startswith(("http://", "https://")) or item.endswith("://"):
+            raise ConfigError(
+                f"CODEBASE_MCP_EMBEDDER_URLS entry {item!r} is not an http(s) URL",
+                hint='write base URLs like "http://10.0.0.5:11434,http://10.0.0.6:11434"',
+            )
+        if item in urls:
+            raise ConfigError(
+                f"CODEBASE_MCP_EMBEDDER_URLS names {item} twice",
+                hint="list each embedder once",
+            )
+        urls.append(item)
+    return urls
+
+
 def default_git_cache() -> Path:
     """``$XDG_CACHE_HOME/codebase-mcp/git`` (``~/.cache/...``); the pod mounts a volume."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -74,6 +95,9 @@ class ServerSettings(BaseSettings):
     chunk_window_lines: int = Field(default=40, ge=5)
     embed_batch_size: int = Field(default=64, ge=1, le=2048)
     embed_timeout: float = Field(default=120.0, gt=0)
+    # Several embedders: comma separated, overrides EMBEDDER_URL (docs/embedder.md, "Several").
+    embedder_urls: str = Field(default="", description="embedder base URLs, comma separated")
+    embedder_backoff_max: float = Field(default=30.0, gt=0, le=3600)
     write_batch_files: int = Field(default=200, ge=1)
     # A first index of at least this many chunks, when writing is slower than
     # embedding, loads without the HNSW index and builds it at the end (0: never).
@@ -87,14 +111,43 @@ class ServerSettings(BaseSettings):
     stale_after: float = Field(default=60.0, gt=0)  # a running job without heartbeat this long
     max_attempts: int = Field(default=3, ge=1)
 
+    # Watch mode (start_indexing_background(watch=true)): docs/server.md, "Watch mode".
+    watch_debounce_ms: int = Field(
+        default=300, ge=10, le=60_000, description="quiet time before a batch of changes syncs"
+    )
+    watch_reconcile_interval: float = Field(
+        default=5.0, gt=0, description="seconds between re-reads of the watched projects"
+    )
+    watch_force_polling: bool | None = Field(
+        default=None, description="poll instead of inotify (unset: inotify, polling if it fails)"
+    )
+
     # Search.
-    search_mode: Literal["vector", "hybrid"] = "hybrid"
+    search_mode: Literal["vector", "lexical", "hybrid"] = "hybrid"
+    # Hybrid fusion (chosen on eval/, see eval/README.md): weighted reciprocal rank
+    # fusion (rrf: weight / (rrf_k + rank)) or a convex mix of cosine and normalised BM25.
+    fusion: Literal["rrf", "convex"] = Field(
+        default="rrf", description="hybrid fusion: rrf (weighted reciprocal rank) or convex"
+    )
+    rrf_k: int = Field(default=30, ge=1, le=1000, description="k of reciprocal rank fusion")
+    fusion_weight: float = Field(
+        default=0.7, ge=0.0, le=1.0, description="share of the vector half in hybrid fusion"
+    )
+    bm25_k1: float = Field(default=1.2, ge=0.0, le=10.0, description="BM25 term saturation")
+    bm25_b: float = Field(default=0.4, ge=0.0, le=1.0, description="BM25 length normalisation")
+    # Seconds a query's embedding may take; past it (or if the embedder fails) the
+    # search answers from the lexical index and says so (0: wait as long as it takes).
+    query_embed_timeout: float = Field(
+        default=2.0, ge=0.0, description="seconds; past it a search answers lexically (0: wait)"
+    )
     ef_search: int = Field(default=100, ge=10, le=1000)
     # Time the full-text half of hybrid search may take; past it, vector-only (0: no limit).
     text_search_budget_ms: int = Field(default=40, ge=0)
-    # Chunks (estimated from Postgres' statistics) the full-text half may rank: the
-    # rarest query words that fit select them (0: no cap, every word selects).
-    text_search_max_cost: int = Field(default=2000, ge=0)
+    # Postings the lexical half may read to select candidates: the rarest query
+    # terms that fit select them, the others only add to their scores (0: no cap).
+    text_search_max_cost: int = Field(
+        default=20000, ge=0, description="postings the lexical half reads to select (0: all)"
+    )
     max_limit: int = Field(default=100, ge=1)
     context_lines: int = Field(default=2, ge=0, le=20)
 
@@ -118,6 +171,12 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _roots_parse(cls, value: str) -> str:
         parse_roots(value)
+        return value
+
+    @field_validator("embedder_urls")
+    @classmethod
+    def _embedder_urls_parse(cls, value: str) -> str:
+        parse_embedder_urls(value)
         return value
 
     @field_validator("git_hosts")
