@@ -138,10 +138,11 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
     mcp: FastMCP[Any] = FastMCP(
         "codebase-mcp",
         instructions=(
-            "Semantic code search. Index a repository with start_indexing_background, "
-            "poll get_indexing_status until completed, then search_code with a "
-            "description of the code you need. Answers are compact (path, lines, a few "
-            "matching lines); pass detail='full' for whole chunks."
+            "Semantic code search. Index a repository with start_indexing_background "
+            "(watch=true keeps it in sync with its files). search_code answers within "
+            "seconds, by words first and by meaning as embedding proceeds "
+            "(semantic_coverage; get_indexing_status shows both). Answers are compact "
+            "(path, lines, a few matching lines); pass detail='full' for whole chunks."
         ),
         lifespan=lifespan,
         auth=auth,
