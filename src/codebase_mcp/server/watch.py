@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
-import pathspec
 import watchfiles
 
 from codebase_mcp.server import watchstore
@@ -36,6 +35,8 @@ from codebase_mcp.server.walker import (
     DEFAULT_IGNORED_DIRS,
     GENERATED_NAMES,
     GENERATED_SUFFIXES,
+    _load_rules,
+    is_ignored,
 )
 
 log = logging.getLogger("codebase_mcp.server.watch")
@@ -56,7 +57,9 @@ class ChangeFilter:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.normpath(root)
-        self.spec = _root_gitignore(Path(self.root))
+        # The walker's own reading of .gitignore, so both agree on what is ignored.
+        rules = _load_rules(Path(self.root), "")
+        self.rules = [rules] if rules is not None else []
 
     def __call__(self, change: watchfiles.Change, path: str) -> bool:
         rel = os.path.relpath(path, self.root)
@@ -74,16 +77,7 @@ class ChangeFilter:
             BINARY_SUFFIXES
         ):
             return False
-        return not (self.spec is not None and self.spec.match_file(rel))
-
-
-def _root_gitignore(root: Path) -> pathspec.GitIgnoreSpec | None:
-    try:
-        text = (root / ".gitignore").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    spec = pathspec.GitIgnoreSpec.from_lines(text.splitlines())
-    return spec if spec.patterns else None
+        return not is_ignored(self.rules, rel.replace(os.sep, "/"), is_dir=False)
 
 
 PoolGetter = Callable[[], Awaitable[asyncpg.Pool]]
