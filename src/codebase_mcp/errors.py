@@ -186,6 +186,24 @@ class SbomMismatch(CodebaseMcpError):
     exit_code = 41
 
 
+class NotAnIndexArtifact(CodebaseMcpError):
+    """The reference names something that is not a codebase-mcp index artifact."""
+
+    exit_code = 42
+
+
+class ArtifactDigestMismatch(CodebaseMcpError):
+    """A pulled blob or manifest does not hash to the digest that names it."""
+
+    exit_code = 43
+
+
+class AuthFileMissing(CodebaseMcpError):
+    """REGISTRY_AUTH_FILE (or --authfile) names a file that does not exist."""
+
+    exit_code = 44
+
+
 # --- runtime (server, init, embedder) ---------------------------------------
 class DependencyTimeout(CodebaseMcpError):
     """A dependency (Postgres, embedder) did not become ready before the deadline."""
