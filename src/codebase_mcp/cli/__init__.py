@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "init": "codebase_mcp.cli.init:init",
     "health": "codebase_mcp.cli.init:health",
     "embedder": "codebase_mcp.cli.embedder:embedder",
+    "index": "codebase_mcp.cli.index:index_group",
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from codebase_mcp import ui
-from codebase_mcp.cli.params import PodmanBoolCommand
+from codebase_mcp.cli.params import PodmanBoolCommand, tls_verify_option
 
 # Own copies of `image`'s options: cli/image.py imports this module while it is
 # being imported itself, so importing from it here would be circular.
@@ -52,13 +52,7 @@ def _names(root: Path, names: tuple[str, ...]) -> list[str]:
     "only once every push succeeded.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
-@click.option(
-    "--tls-verify/--no-tls-verify",
-    default=True,
-    show_default=True,
-    help="Require HTTPS with a valid certificate (turn off only for a local registry). "
-    "Also spelled as podman does: --tls-verify=true|false.",
-)
+@tls_verify_option
 @click.option("--sign-by", metavar="KEY", help="Sign with this GPG key (podman/skopeo --sign-by).")
 @click.option(
     "--no-build", is_flag=True, help="Fail instead of building an image that is not built."

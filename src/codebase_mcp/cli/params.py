@@ -47,3 +47,13 @@ def expand_bool_values(command: click.Command, args: list[str]) -> list[str]:
         else:
             out.append(arg)
     return out
+
+
+# Shared by `image publish` and `index push|pull`: one spelling of registry TLS.
+tls_verify_option = click.option(
+    "--tls-verify/--no-tls-verify",
+    default=True,
+    show_default=True,
+    help="Require HTTPS with a valid certificate (turn off only for a local registry). "
+    "Also spelled as podman does: --tls-verify=true|false.",
+)

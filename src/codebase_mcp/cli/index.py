@@ -1,0 +1,16 @@
+"""``codebase-mcp index``: share an index (push/pull as an OCI artifact; export/import)."""
+
+from __future__ import annotations
+
+import click
+
+from codebase_mcp.cli.index_oci import pull, push
+
+
+@click.group("index")
+def index_group() -> None:
+    """Share an index file: push it to / pull it from an OCI registry."""
+
+
+index_group.add_command(push)
+index_group.add_command(pull)
