@@ -51,7 +51,8 @@ def _registry(argv: list[str], target: str, runner: Runner) -> bytes:
     try:
         return runner.run(argv).stdout.encode()
     except CommandFailed as exc:
-        if "digest" in exc.stderr.lower() and "mismatch" in exc.stderr.lower():
+        lowered = exc.stderr.lower()
+        if "digest" in lowered and ("mismatch" in lowered or "did not match" in lowered):
             raise ArtifactDigestMismatch(
                 f"skopeo refused a blob of {target}: its digest does not match",
                 hint="the blob was corrupted in the registry or on the way; nothing was written",
