@@ -2,36 +2,29 @@
 """Benchmark the server's indexing pipeline and search latency against real Postgres.
 
     .venv/bin/python bench/bench_search.py [--database-url URL] [--big 100000]
-        [--queries 200] [--reuse] [--no-before] [--out bench/results/search.json]
+        [--queries 200] [--reuse] [--before-tree DIR] [--out bench/results/search.json]
 
-Measures, in one run, the current code and what it replaced ("before"):
+Measures, in one run, the current code and (``--before-tree``, a checkout of
+main with its own bench/bench_search.py) the code it replaces, against the same
+Postgres server (separate databases):
 
-1. Indexing throughput EXCLUDING embedding time, on a real code base (the
-   installed SQLAlchemy sources, about 11k chunks): walk + read + hash +
-   tree-sitter chunking + COPY into Postgres. Twice on an empty table: with
-   the HNSW index live during the load (before; ``defer_index_min_chunks=0``)
-   and as the server now does it (index dropped after the first batch when
-   writing is the bottleneck, built at the end). Embedding is done by an
-   in-process hashed bag-of-words embedder (no model, no HTTP) and its time is
-   subtracted, as the issue asks.
+1. Indexing EXCLUDING embedding time, on a real code base (the installed
+   SQLAlchemy sources, about 11k chunks): walk + read + hash + tree-sitter
+   chunking + COPY + the lexical index (postings, document frequencies), then
+   the vectors written by batches. ``lexical_ready_s`` is when the project
+   became searchable. Embedding is done by an in-process hashed bag-of-words
+   embedder (no model, no HTTP) and its time is subtracted.
 2. Re-index of the unchanged tree (the incremental path: hash and skip).
 3. Search latency (SQL only, the query vector is computed beforehand) at ~10k
-   chunks and at 100k chunks, vector and hybrid, with and without a file-type
-   filter, with and without the full-text time budget; p50/p95/max over N
-   queries. For hybrid: the previous full-text query (every match ranked and
-   its similarity computed, the halves one after the other) against the
-   current one, how often the budget fallback fires, and a known-item check
-   (is a chunk of the queried symbol in the top 10?). HNSW recall@10 against
-   an exact scan.
+   chunks and at 100k chunks: vector, lexical (BM25) and hybrid, with and
+   without a file-type filter and the lexical time budget; p50/p95/max over N
+   queries "where is SYMBOL implemented", a known-item check (is a chunk of
+   SYMBOL in the top 10?) and HNSW recall@10 against an exact scan.
 
 The 100k set is the 10k real chunks repeated with their vectors perturbed
-(Gaussian noise, renormalised), so the neighbourhood structure stays code-like.
-Both projects share the table (as projects do in the server), so the 10k
-project's searches run in a table of ~111k chunks.
-
-``--database-url`` uses an existing server; with ``--reuse`` the projects
-already loaded there are searched again without re-indexing (for quick
-experiments; the report then has no indexing section). Numbers are from a
+(Gaussian noise, renormalised), so the neighbourhood structure stays code-like;
+its lexical index is built from the copies' text like any project's. Both
+projects share the tables (as projects do in the server). Numbers are from a
 shared 2-core VM: compare ratios within one run; load averages are recorded.
 """
 
@@ -63,13 +56,9 @@ from codebase_mcp.server.config import ServerSettings
 from codebase_mcp.server.indexer import Indexer, Progress
 from codebase_mcp.server.search import (
     Filters,
-    Hit,
     TermStatsCache,
-    _hit,
-    fuse,
     search,
     text_search,
-    tsquery_text,
     vector_search,
 )
 
@@ -135,6 +124,7 @@ def summary(progress: Progress) -> dict[str, Any]:
         "files_indexed": progress.counters["files_indexed"],
         "chunks": progress.counters["chunks_created"],
         "timings_s": t,
+        "lexical_ready_s": t.get("lexical_ready_s"),
         "seconds_excluding_embedding": round(without, 2),
         "files_per_s": round(files / without, 1),
         "chunks_per_s": round(progress.counters["chunks_created"] / without, 1),
@@ -142,26 +132,24 @@ def summary(progress: Progress) -> dict[str, Any]:
 
 
 async def index_corpus(pool: Any, root: str, embedder: HashEmbedder) -> dict[str, Any]:
-    """Index the corpus on an empty table: live HNSW (before), then deferred (now)."""
+    """Index the corpus on an empty table, then again unchanged."""
     result: dict[str, Any] = {}
-    for name, defer_min in (("full_before_live_hnsw", 0), ("full", 5000)):
-        async with pool.acquire() as conn:
-            # An empty table each time (bench100k is rebuilt from bench10k afterwards).
-            await conn.execute("DELETE FROM projects WHERE id IN ('bench10k', 'bench100k')")
-            await conn.execute("VACUUM ANALYZE chunks", timeout=None)
-        settings = ServerSettings(defer_index_min_chunks=defer_min)
-        indexer = Indexer(pool, embedder, settings)  # type: ignore[arg-type]
-        started = load()
-        progress = await indexer.run(project_id="bench10k", root=root, force=True, report=noop)
-        result[name] = {**summary(progress), "load_before_after": [started, load()]}
-        print(name, json.dumps(result[name]), file=sys.stderr, flush=True)
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM projects WHERE id IN ('bench10k', 'bench100k')")
+        await db.delete_lexical_terms(conn, "bench10k")
+        await db.delete_lexical_terms(conn, "bench100k")
+        await conn.execute("VACUUM ANALYZE chunks", timeout=None)
     indexer = Indexer(pool, embedder, ServerSettings())  # type: ignore[arg-type]
+    started = load()
+    progress = await indexer.run(project_id="bench10k", root=root, force=True, report=noop)
+    result["full"] = {**summary(progress), "load_before_after": [started, load()]}
+    print("full", json.dumps(result["full"]), file=sys.stderr, flush=True)
     again = await indexer.run(project_id="bench10k", root=root, force=False, report=noop)
     result["unchanged_reindex"] = summary(again)
     return result
 
 
-async def build_big(pool: Any, target: int, seed: int = 7) -> dict[str, float]:
+async def build_big(pool: Any, target: int, seed: int = 7) -> dict[str, Any]:
     """Project bench100k: the 10k chunks repeated with perturbed vectors, bulk loaded."""
     rng = np.random.default_rng(seed)
     async with pool.acquire() as conn:
@@ -169,6 +157,7 @@ async def build_big(pool: Any, target: int, seed: int = 7) -> dict[str, float]:
             "SELECT file_id, path, rel_path, extension, language, start_line, end_line, symbol, "
             "content, search_text, embedding FROM chunks WHERE project_id = 'bench10k' ORDER BY id"
         )
+        await db.delete_lexical_terms(conn, "bench100k")
         await conn.execute("DELETE FROM projects WHERE id = 'bench100k'")
         await db.ensure_project(conn, "bench100k", HashEmbedder.model, DIM, replace=True)
         # Chunks need file rows: one per source file, copied.
@@ -194,64 +183,37 @@ async def build_big(pool: Any, target: int, seed: int = 7) -> dict[str, float]:
             records = [
                 ("bench100k", file_ids[r["path"]], r["path"], r["rel_path"], r["extension"],
                  r["language"], r["start_line"], r["end_line"], r["symbol"], r["content"],
-                 r["search_text"], DIM, vectors[i])
+                 r["search_text"], DIM, 0, vectors[i])
                 for i, r in enumerate(rows[:take])
             ]  # fmt: skip
             await conn.copy_records_to_table(
-                "chunks", columns=db.CHUNK_COLUMNS, records=records, timeout=None
+                "chunks", columns=(*db.CHUNK_COLUMNS, "embedding"), records=records, timeout=None
             )
             made += take
         loaded = time.perf_counter()
         await db.ensure_vector_index(conn, DIM, build_memory_mb=256)
         built = time.perf_counter()
+        await conn.execute(
+            "UPDATE project_stats SET chunks = $1, embedded = $1, lexical_ready = false "
+            "WHERE project_id = 'bench100k'",
+            made,
+        )
+        await db.rebuild_lexical(conn, "bench100k")
+        lexical = time.perf_counter()
+        postings = await conn.fetchval(
+            "SELECT count(*) FROM lexical_postings WHERE term_id IN "
+            "(SELECT term_id FROM lexical_terms WHERE project_id = 'bench100k')"
+        )
         # Steady state before timing searches: otherwise autovacuum processes the
         # 100k new rows during the first series (seen: +50 % on every latency).
-        await conn.execute("VACUUM ANALYZE chunks", timeout=None)
+        await conn.execute("VACUUM ANALYZE chunks, lexical_postings, lexical_terms", timeout=None)
         return {
             "copy_s": round(loaded - started, 1),
             "hnsw_build_s": round(built - loaded, 1),
+            "lexical_index_s": round(lexical - built, 1),
+            "postings": int(postings),
             "load_after": load(),
         }
-
-
-# --- the full-text query and hybrid search as they were before -----------------------
-async def before_text_search(
-    conn: Any, project: db.Project, query: str, vector: Any, limit: int, budget_ms: int
-) -> list[Hit] | None:
-    """Every match ranked, its similarity computed (TOAST read) before the LIMIT."""
-    tsquery = tsquery_text(query)
-    if not tsquery:
-        return []
-    sql = (
-        "SELECT id, path, rel_path, language, start_line, end_line, symbol, content, "
-        f"-(embedding::vector({DIM}) <#> $1::vector({DIM})) AS similarity "
-        "FROM chunks, to_tsquery('english', $4) q "
-        f"WHERE project_id = $2 AND embedding_dim = {DIM} AND tsv @@ q "
-        "ORDER BY ts_rank_cd(tsv, q) DESC, id LIMIT $3"
-    )
-    try:
-        async with conn.transaction():
-            if budget_ms:
-                await conn.execute(f"SET LOCAL statement_timeout = {int(budget_ms)}")
-            rows = await conn.fetch(sql, vector, project.id, limit, tsquery)
-    except Exception as exc:
-        if type(exc).__name__ == "QueryCanceledError":
-            return None
-        raise
-    return [_hit(row) for row in rows]
-
-
-async def before_hybrid(
-    pool: Any, project_id: str, query: str, vector: Any, budget_ms: int
-) -> tuple[list[Hit], str]:
-    async with pool.acquire() as conn:
-        project = await db.get_project(conn, project_id)
-        assert project is not None
-        depth = max(QUERY_LIMIT * 3, 30)
-        semantic = await vector_search(conn, project, vector, Filters(), depth, 100)
-        lexical = await before_text_search(conn, project, query, vector, depth, budget_ms)
-    status = "over_budget" if lexical is None else "ranked"
-    return fuse([semantic, lexical or []], QUERY_LIMIT), status
 
 
 # --- latency ---------------------------------------------------------------------------
@@ -266,7 +228,6 @@ async def latency(
     *,
     file_type: str | None = None,
     budget_ms: int = 0,
-    before: bool = False,
     term_stats: TermStatsCache | None = None,
 ) -> dict[str, Any]:
     times = []
@@ -275,42 +236,47 @@ async def latency(
     settings = ServerSettings()
     for symbol, text, vector in queries:
         t = time.perf_counter()
-        if before:
-            hits, status = await before_hybrid(pool, project, text, vector, budget_ms)
-        else:
-            async with pool.acquire() as conn:
-                result = await search(
-                    conn, project, text, vector, Filters(file_type=file_type), QUERY_LIMIT,  # type: ignore[arg-type]
-                    mode=mode, ef_search=100, expected_model=HashEmbedder.model,  # type: ignore[arg-type]
-                    text_budget_ms=budget_ms, text_max_cost=settings.text_search_max_cost,
-                    term_stats=term_stats,
-                )  # fmt: skip
-            hits, status = result.hits, result.lexical or "-"
+        async with pool.acquire() as conn:
+            result = await search(
+                conn, project, text, vector, Filters(file_type=file_type), QUERY_LIMIT,  # type: ignore[arg-type]
+                mode=mode, ef_search=100, expected_model=HashEmbedder.model,  # type: ignore[arg-type]
+                text_budget_ms=budget_ms, text_max_cost=settings.text_search_max_cost,
+                term_stats=term_stats, settings=settings,
+            )  # fmt: skip
+        hits, status = result.hits, result.lexical or "-"
         times.append((time.perf_counter() - t) * 1000)
         statuses[status] += 1
         found += any(h.symbol == symbol for h in hits)
     out: dict[str, Any] = percentiles(times)
-    if mode == "hybrid":
+    if mode != "vector":
         out["lexical"] = dict(statuses)
     if file_type is None:
         out["known_item_top10"] = round(found / len(queries), 3)
     return out
 
 
-async def text_plans(pool: Any, project: str, queries: list[Query]) -> dict[str, int]:
-    """What the full-text planner chose for these queries."""
-    kinds: Counter[str] = Counter()
-    stats = TermStatsCache()
+async def text_plans(pool: Any, project: str, queries: list[Query]) -> dict[str, Any]:
+    """What the lexical planner chose: terms selecting / only adding, postings read."""
+    selecting: Counter[int] = Counter()
+    adding: Counter[int] = Counter()
+    costs: list[float] = []
     async with pool.acquire() as conn:
         proj = await db.get_project(conn, project)
         assert proj is not None
         for _, text, vector in queries:
             result = await text_search(
                 conn, proj, text, vector, Filters(), 30,  # type: ignore[arg-type]
-                max_cost=ServerSettings().text_search_max_cost, term_stats=stats,
+                max_cost=ServerSettings().text_search_max_cost,
             )  # fmt: skip
-            kinds[result.plan.kind if result.plan else result.status] += 1
-    return dict(kinds)
+            if result.plan:
+                selecting[len(result.plan.select)] += 1
+                adding[len(result.plan.extra)] += 1
+                costs.append(result.plan.cost)
+    return {
+        "terms_selecting": dict(sorted(selecting.items())),
+        "terms_only_adding": dict(sorted(adding.items())),
+        "postings_read": percentiles(costs) if costs else {},
+    }
 
 
 async def hnsw_recall(pool: Any, project: str, queries: list[Query]) -> float:
@@ -337,7 +303,7 @@ async def project_sizes(pool: Any) -> dict[str, int]:
 
 
 async def run(
-    database_url: str, corpus: Path, big: int, n_queries: int, reuse: bool, with_before: bool
+    database_url: str, corpus: Path, big: int, n_queries: int, reuse: bool
 ) -> dict[str, Any]:
     from codebase_mcp.migrate import upgrade_head
 
@@ -370,10 +336,8 @@ async def run(
             # Warm up: one pass over every query (the first pass after a bulk load
             # reads the heap pages of the matches from disk), both code paths.
             await latency(pool, project, queries, "hybrid", term_stats=stats)
-            if with_before:
-                await latency(pool, project, queries, "hybrid", budget_ms=40, before=True)
             entry["load_at_start"] = load()
-            for mode in ("vector", "hybrid"):
+            for mode in ("vector", "lexical", "hybrid"):
                 entry[mode] = await latency(pool, project, queries, mode, term_stats=stats)
                 entry[f"{mode}_file_type_py"] = await latency(
                     pool, project, queries, mode, file_type="py", term_stats=stats
@@ -383,13 +347,6 @@ async def run(
                 pool, project, queries, "hybrid", budget_ms=TEXT_BUDGET_MS, term_stats=stats
             )
             entry["text_plans"] = await text_plans(pool, project, queries)
-            if with_before:
-                entry["before"] = {
-                    "hybrid": await latency(pool, project, queries, "hybrid", before=True),
-                    "hybrid_budget_40ms": await latency(
-                        pool, project, queries, "hybrid", budget_ms=TEXT_BUDGET_MS, before=True
-                    ),
-                }
             entry["hnsw_recall@10_vs_exact"] = await hnsw_recall(pool, project, queries)
             entry["load_at_end"] = load()
             result["search"][project] = entry
@@ -399,6 +356,40 @@ async def run(
         return result
     finally:
         await pool.close()
+
+
+def run_before(tree: Path, url: str, corpus: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The old code's own benchmark, in a database of its own on the same server."""
+    import subprocess
+
+    import asyncpg
+
+    async def fresh_database() -> str:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("DROP DATABASE IF EXISTS bench_before")
+            await conn.execute("CREATE DATABASE bench_before")
+        finally:
+            await conn.close()
+        return url.rsplit("/", 1)[0] + "/bench_before"
+
+    before_url = asyncio.run(fresh_database())
+    out = Path(f"/tmp/bench-search-before-{os.getpid()}.json")
+    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+    argv = [sys.executable, str(tree / "bench" / "bench_search.py"), "--database-url", before_url,
+            "--corpus", str(corpus), "--big", str(args.big), "--queries", str(args.queries),
+            "--no-before", "--out", str(out)]  # fmt: skip
+    print("before:", " ".join(argv[1:3]), file=sys.stderr, flush=True)
+    subprocess.run(argv, check=True, env=env, cwd=tree, stdout=subprocess.DEVNULL)
+    report: dict[str, Any] = json.loads(out.read_text())
+    out.unlink()
+    commit = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    report["tree"] = {"path": str(tree), "commit": commit}
+    return report
 
 
 def main() -> None:
@@ -411,7 +402,10 @@ def main() -> None:
         "--reuse", action="store_true", help="search the projects already loaded (no indexing)"
     )
     parser.add_argument(
-        "--no-before", action="store_true", help="skip the previous hybrid query (slow at 100k)"
+        "--before-tree",
+        type=Path,
+        help="a checkout of the code before (main): its bench/bench_search.py runs first, "
+        "in the same Postgres server (database bench_before), and its report goes under 'before'",
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "search.json")
     args = parser.parse_args()
@@ -427,9 +421,12 @@ def main() -> None:
 
             server = stack.enter_context(start_postgres())
             url = server.dsn("postgres")
-        report = asyncio.run(
-            run(url, corpus, args.big, args.queries, args.reuse, not args.no_before)
-        )
+        before = None
+        if args.before_tree:
+            before = run_before(args.before_tree, url, corpus, args)
+        report = asyncio.run(run(url, corpus, args.big, args.queries, args.reuse))
+        if before is not None:
+            report = {"after": report, "before": before}
     import sqlalchemy as sa
 
     report["load_at_end"] = load()

@@ -50,11 +50,11 @@ SERVER_HELP: dict[str, str] = {
     "heartbeat_interval": "seconds between a running job's heartbeats",
     "stale_after": "a running job without a heartbeat this long is taken over",
     "max_attempts": "attempts of a job before it fails",
-    "search_mode": "hybrid (vectors fused with full-text ranking) or vector",
+    "search_mode": "hybrid (vectors fused with BM25), vector or lexical (BM25 alone)",
     "ef_search": "hnsw.ef_search: candidates the vector index visits per search",
     "text_search_budget_ms": "time the full-text half of hybrid search may take; past it, "
     "vector-only (0: no limit)",
-    "text_search_max_cost": "chunks the full-text half may rank, estimated (0: no cap)",
+    "text_search_max_cost": "postings the BM25 half reads to select candidates (0: no cap)",
     "max_limit": "most results one search_code call may ask for",
     "context_lines": "lines of context around each hit",
     "pool_min_size": "Postgres connections kept open",

@@ -134,6 +134,26 @@ class ImageNotBuilt(CodebaseMcpError):
     exit_code = 20
 
 
+class LayerCorrupt(CodebaseMcpError):
+    """A cached layer's bytes do not match its sha256 (tampered or damaged), and it
+    cannot be made again here."""
+
+    exit_code = 21
+
+
+class StoreFull(CodebaseMcpError):
+    """The disk filled up while the store was being written; nothing half-written was kept."""
+
+    exit_code = 22
+
+
+class SubstituteMismatch(CodebaseMcpError):
+    """An image pulled from a substituter is not the one its record pins (image ID or
+    input hash differ): it was removed and not used."""
+
+    exit_code = 23
+
+
 # --- the pod -----------------------------------------------------------------
 class PodError(CodebaseMcpError):
     """Bringing the pod up, down or asking its status failed."""
@@ -145,6 +165,12 @@ class PodUnhealthy(CodebaseMcpError):
     """The pod did not become healthy in time."""
 
     exit_code = 31
+
+
+class CredentialFileError(CodebaseMcpError):
+    """A credential file given to the pod (git SSH key, token, known_hosts) is unusable."""
+
+    exit_code = 32
 
 
 # --- publishing --------------------------------------------------------------

@@ -297,3 +297,33 @@ def test_up_auth_answers_with_the_token_and_refuses_without(stack: dict[str, Any
 
     cli("down", "--volumes", env=env)
     assert podman("secret", "inspect", f"{name}-auth").returncode != 0
+
+
+def test_up_watch_keeps_a_mounted_repository_in_sync(stack: dict[str, Any]) -> None:
+    """`up --watch`: the mounted repository is indexed, then a save is searchable on its own.
+
+    Real inotify on a bind mount into the server container, the real embedder.
+    """
+    env, repo = stack["env"], stack["repo"]
+    state = up(stack, "--repo", str(repo), "--watch")
+    endpoint = state["endpoint"]
+    (started,) = state["watching"]
+    assert started["repo_path"] == str(repo.resolve()) and started["job_id"]
+    assert wait_for_job(endpoint, started["job_id"])["status"] == "completed"
+
+    marker = "pangolin_watch_marker"
+    (repo / "pod" / "watched_edit.py").write_text(
+        f"def {marker}():\n    '''Saved after the pod came up.'''\n    return 42\n"
+    )
+    saved = time.monotonic()
+    deadline = saved + 60
+    while marker not in json.dumps(
+        asyncio.run(mcp_call(endpoint, "search_code", {"query": marker, "limit": 3}))
+    ):
+        assert time.monotonic() < deadline, "the saved file never became searchable"
+        time.sleep(0.2)
+    print(f"saved file searchable after {time.monotonic() - saved:.2f}s")
+    (project,) = asyncio.run(mcp_call(endpoint, "list_projects", {}))["projects"]
+    (watch,) = project["watches"]
+    assert watch["watching"] is True and watch["state"] == "watching", watch
+    cli("down", "--volumes", env=env)

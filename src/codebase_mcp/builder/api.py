@@ -34,10 +34,17 @@ def image_ref(name: str, root: Path | None = None) -> str:
 
 
 def build(names: list[str], root: Path | None = None) -> list[object]:
-    """Build (or find cached) images; returns BuildResult objects."""
-    from codebase_mcp.builder.build import Builder
+    """Build (or find cached, or substitute) images; returns BuildResult objects.
 
-    return list(Builder.create(root or repo_root()).build(names))
+    ``CODEBASE_MCP_SUBSTITUTE`` (see `image build --substitute`) names a substituter.
+    """
+    from codebase_mcp.builder.build import Builder
+    from codebase_mcp.builder.substitute import from_environment
+
+    checkout = root or repo_root()
+    builder = Builder.create(checkout)
+    builder.substituter = from_environment(checkout)
+    return list(builder.build(names))
 
 
 def upstream_ref(name: str, root: Path | None = None) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
-import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -148,23 +147,6 @@ def build_env(epoch: int, host: Mapping[str, str] | None = None) -> dict[str, st
     return {**kept, "SOURCE_DATE_EPOCH": str(epoch), "LC_ALL": "C.UTF-8", "TZ": "UTC"}
 
 
-# --- device nodes ----------------------------------------------------------------
-def device_members(rootfs_tar: Path) -> list[str]:
-    """The character and block devices in a tarball (mmdebstrap adds /dev/null & co.).
-
-    A plain user cannot create device nodes: buildah skips them when it unpacks
-    the root filesystem rootless, so a root build would have them and a rootless
-    one not. The runtime mounts its own /dev, so the image does without them.
-    """
-    with tarfile.open(rootfs_tar) as tar:
-        return [m.name for m in tar if m.ischr() or m.isblk()]
-
-
-def delete_members_argv(rootfs_tar: Path, members: list[str]) -> list[str]:
-    return ["tar", "--delete", "--file", str(rootfs_tar), "--", *members]
-
-
-# --- reading what apt chose ---------------------------------------------------
 def stanzas(text: str) -> Iterator[dict[str, str]]:
     """Parse deb822 paragraphs (dpkg status, Packages). Continuation lines are kept."""
     for block in text.split("\n\n"):

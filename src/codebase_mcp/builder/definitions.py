@@ -1,9 +1,10 @@
 """Image definitions: each ``images/<name>/image.toml`` declares an image's inputs.
 
 The builder is generic: everything image-specific (Debian packages, Python
-extras, project files, runtime config) is data in these files, rendered into
-the image's own ``Containerfile.j2``. Only directories that contain an
-``image.toml`` are images (``images/pod`` holds pod templates, for instance).
+extras, project files, files from the image's folder, runtime config) is data
+in these files, from which the builder derives the image's layers (see
+``builder/plan.py``). Only directories that contain an ``image.toml`` are
+images (``images/pod`` holds pod templates, for instance).
 """
 
 from __future__ import annotations
@@ -78,10 +79,9 @@ class ImageDefinition(Strict):
     debian: DebianInputs
     python: PythonInputs | None = None
     project: ProjectInputs | None = None
-    # Files from the image's own folder copied into the build context.
-    context_files: list[str] = []
+    # Files from the image's own folder, by their path in the image (the last layer).
+    files: dict[str, str] = {}
     config: RuntimeConfig = RuntimeConfig()
-    template: str = "Containerfile.j2"
 
     def resolution_inputs(self, pyproject: dict[str, Any]) -> dict[str, Any]:
         """What the lock's resolution depends on: a change here makes the lock stale."""

@@ -89,7 +89,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
             continue
         changes += compare_named(image, "deb", debs(ia), debs(ib))
         changes += compare_named(image, "wheel", wheels(ia), wheels(ib))
-        for key in ("containerfile", "project", "context", "rootfs"):
+        for key in ("layers", "project", "rootfs"):
             if ia.get(key) != ib.get(key):
                 changes.append(change(image, key, key, short(ia.get(key)), short(ib.get(key))))
     return changes

@@ -1,40 +1,58 @@
-"""Plan a build: render the Containerfile, hash the inputs, lay out the context, argv for buildah.
+"""Plan a build: the image's layers as derivations, their keys, the input hash, the labels.
 
 Everything here is pure (no processes): tests check plans without an engine.
+
+An image is a stack of layers, each a derivation: a key (the hash of everything
+that goes into the layer, nothing else) and a recipe. The builder makes a layer
+once per key and keeps it in the store (``layerstore.py``); an image is then
+assembled from the layers' blobs and a config (``oci.py``). The layers, in order:
+
+1. ``rootfs``: the Debian root filesystem (mmdebstrap from the locked .debs).
+2. ``python-common``: the venv itself and the locked wheels that every Python
+   image on the same root filesystem has (shared by the server and embedder).
+3. ``python-deps``: the image's other locked wheels (absent when none).
+4. ``app``: the project wheel (absent without ``[project]``). It depends on the
+   project files, pip and the interpreter, not on the other wheels (pip runs
+   with --no-deps), so a source edit remakes this layer only, and images with
+   the same project share it.
+5. ``files``: files from the image's folder at their paths in the image.
 """
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import Literal
 
 from codebase_mcp import __version__
 from codebase_mcp.builder.definitions import ImageDefinition, canonical_json, sha256_text
 from codebase_mcp.builder.lockfile import ImageLock, LockedWheel
-from codebase_mcp.errors import TemplateError
+from codebase_mcp.errors import DefinitionError
 
 REF_PREFIX = "localhost/codebase-mcp-"
 HASH_LABEL = "io.codebase-mcp.input-hash"
 # Bump when the builder changes how images are made: it is part of every input hash.
-BUILDER_FORMAT = 4
+BUILDER_FORMAT = 5
+# Bump when a layer's recipe changes: it is part of every layer key.
+LAYER_FORMAT = 1
+
+LayerKind = Literal["rootfs", "python", "app", "files"]
 
 
 @dataclass(frozen=True)
-class PythonContext:
-    """Template variables for images with Python (paths inside the build context)."""
+class LayerPlan:
+    """One layer of an image: what it is made of, and its key."""
 
-    venv: str
-    pip_wheel: str
-    requirements: str = "python/requirements.txt"
-    app_wheel: str | None = None
-    # buildah's layer cache keys a RUN step by its text and parent layer, not by
-    # what its bind mounts hold: these hashes in the RUN text make it see changes.
-    deps_key: str = ""
-    app_key: str = ""
+    name: str
+    kind: LayerKind
+    key: str
+    rootfs: str = ""  # key of the root filesystem layer a python/app layer is made on
+    venv: str = ""
+    wheels: tuple[LockedWheel, ...] = ()  # python: the wheels installed
+    skeleton: bool = False  # python: the layer holds the venv itself
+    pip: LockedWheel | None = None
+    files: tuple[tuple[str, str, int], ...] = ()  # files: (path in image, source, mode)
 
 
 @dataclass(frozen=True)
@@ -42,149 +60,130 @@ class ImagePlan:
     name: str
     ref: str
     input_hash: str
-    containerfile: str
+    layers: tuple[LayerPlan, ...]
     labels: dict[str, str] = field(default_factory=dict)
     project_digest: str | None = None  # hash of the project files copied in, if any
-    rootfs_key: str = ""  # store key of the root filesystem tarball
+    rootfs_key: str = ""  # what the root filesystem is made of (see build.rootfs_key)
 
     @property
     def repository(self) -> str:
         return self.ref.rsplit(":", 1)[0]
 
+    def layer(self, kind: LayerKind) -> LayerPlan | None:
+        return next((layer for layer in self.layers if layer.kind == kind), None)
 
-def render_containerfile(
-    definition: ImageDefinition, image_dir: Path, variables: dict[str, Any]
-) -> str:
-    env = jinja2.Environment(
-        # The image's own folder first, then partials shared by several images.
-        loader=jinja2.FileSystemLoader([str(image_dir), str(image_dir.parent / "_shared")]),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - renders a Containerfile, not HTML
+
+def _key(payload: dict[str, object]) -> str:
+    return sha256_text(canonical_json({"format": LAYER_FORMAT, **payload}))
+
+
+def _id(wheel: LockedWheel) -> tuple[str, str, str]:
+    return (wheel.name, wheel.version, wheel.sha256)
+
+
+def _wheel_ids(wheels: tuple[LockedWheel, ...] | list[LockedWheel]) -> list[list[str]]:
+    return sorted([w.name, w.version, w.sha256] for w in wheels)
+
+
+def rootfs_layer(rootfs_key: str) -> LayerPlan:
+    return LayerPlan("rootfs", "rootfs", _key({"kind": "rootfs", "rootfs": rootfs_key}))
+
+
+def python_layer(
+    name: str,
+    rootfs: LayerPlan,
+    venv: str,
+    pip: LockedWheel,
+    wheels: list[LockedWheel],
+    *,
+    skeleton: bool,
+    epoch: int,
+) -> LayerPlan:
+    ordered = tuple(sorted(wheels, key=lambda w: (w.name, w.version)))
+    key = _key(
+        {
+            "kind": "python",
+            "rootfs": rootfs.key,
+            "venv": venv,
+            "pip": pip.sha256,
+            "wheels": _wheel_ids(ordered),
+            "skeleton": skeleton,
+            "epoch": epoch,
+        }
     )
-    try:
-        template = env.get_template(definition.template)
-        return template.render(**variables)
-    except jinja2.TemplateNotFound as exc:
-        raise TemplateError(
-            f"image '{definition.name}': template {image_dir / definition.template} not found"
-        ) from exc
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(
-            f"{exc.filename or definition.template}:{exc.lineno}: template syntax error: "
-            f"{exc.message}"
-        ) from exc
-    except jinja2.UndefinedError as exc:
-        line = _template_line(exc)
-        raise TemplateError(
-            f"{image_dir / definition.template}:{line}: {exc.message}",
-            hint="the variables a template can use are listed in docs/builder.md",
-        ) from exc
+    return LayerPlan(
+        name, "python", key, rootfs=rootfs.key, venv=venv, wheels=ordered, skeleton=skeleton,
+        pip=pip,
+    )  # fmt: skip
 
 
-def instructions(containerfile: str) -> list[tuple[str, str]]:
-    """The Containerfile's instructions as (KEYWORD, arguments): comments dropped,
-    continuation lines joined."""
-    result: list[tuple[str, str]] = []
-    pending = ""
-    for line in containerfile.splitlines():
-        stripped = line.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.startswith("#"):  # a comment inside a continued instruction
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        text = (pending + stripped).strip()
-        pending = ""
-        if text:
-            keyword, _, rest = text.partition(" ")
-            result.append((keyword.upper(), rest.strip()))
-    if pending.strip():
-        keyword, _, rest = pending.strip().partition(" ")
-        result.append((keyword.upper(), rest.strip()))
-    return result
+def app_layer(
+    rootfs: LayerPlan, venv: str, pip: LockedWheel, project_digest: str, epoch: int
+) -> LayerPlan:
+    key = _key(
+        {
+            "kind": "app",
+            "rootfs": rootfs.key,
+            "venv": venv,
+            "pip": pip.sha256,
+            "project": project_digest,
+            "epoch": epoch,
+        }
+    )
+    return LayerPlan("app", "app", key, rootfs=rootfs.key, venv=venv, pip=pip)
 
 
-def image_stages(steps: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
-    """The stages whose layers the image is made of: the last one, the stage it
-    starts FROM, and so on; build stages only copied from are left out."""
-    stages: list[tuple[str, str, list[tuple[str, str]]]] = []  # (name, base, steps)
-    for keyword, args in steps:
-        if keyword == "FROM":
-            words = args.split()
-            base = next((w for w in words if not w.startswith("--")), "")
-            alias = words[-1] if len(words) >= 3 and words[-2].upper() == "AS" else ""
-            stages.append((alias, base, []))
-        elif stages:
-            stages[-1][2].append((keyword, args))
-    chain: list[list[tuple[str, str]]] = []
-    by_name = {alias: (base, body) for alias, base, body in stages if alias}
-    if stages:
-        _, base, body = stages[-1]
-        chain.append(body)
-        while base in by_name and len(chain) <= len(stages):
-            base, body = by_name[base]
-            chain.append(body)
-    return chain
+def files_layer(files: list[tuple[str, str, str, int]], epoch: int) -> LayerPlan:
+    """``files``: (path in image, source path, sha256 of the source, mode)."""
+    entries = sorted(files)
+    # The source's path is where this checkout is: not part of the key, its content is.
+    content = [[dest, sha, mode] for dest, _src, sha, mode in entries]
+    key = _key({"kind": "files", "files": content, "epoch": epoch})
+    return LayerPlan(
+        "files", "files", key, files=tuple((dest, src, mode) for dest, src, _sha, mode in entries)
+    )
 
 
-def check_layers_driver_independent(name: str, containerfile: str) -> None:
-    """No stage the image is made of may RUN anything.
-
-    A RUN layer is a diff computed by the storage driver, and drivers differ:
-    overlay's native diff (root) records directories a step only touched
-    (/run for buildah's .containerenv mount point, /tmp), vfs (rootless) does
-    not. ADD and COPY layers hold what they copy, whatever the driver.
-    """
-    runs = [
-        args
-        for stage in image_stages(instructions(containerfile))
-        for kw, args in stage
-        if kw == "RUN"
-    ]
-    if runs:
-        raise TemplateError(
-            f"image '{name}': a stage the image is made of runs `RUN {runs[0][:60]}`; "
-            "a RUN layer's bytes depend on the storage driver (overlay as root, vfs "
-            "rootless), so root and rootless builds would differ",
-            hint="run it in a build stage (`FROM … AS name`) and `COPY --from=name` what it "
-            "makes, as images/_shared/python.j2 does",
+def check_image_path(image: str, path: str) -> str:
+    """An absolute, normalised path inside the image (no '..', not '/')."""
+    clean = posixpath.normpath(path)
+    if not path.startswith("/") or clean != path or clean == "/" or "/../" in f"{clean}/":
+        raise DefinitionError(
+            f"image '{image}': files key '{path}' is not a normalised absolute path in the image",
+            hint='write it like "/usr/local/bin/tool" (no "..", no trailing "/")',
         )
+    return clean
 
 
-def _template_line(exc: BaseException) -> str:
-    """The template line of a render-time error, read from the traceback."""
-    tb = exc.__traceback__
-    line = "?"
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename.endswith(".j2"):
-            line = str(tb.tb_lineno)
-        tb = tb.tb_next
-    return line
+def common_wheels(entries: list[ImageLock]) -> list[LockedWheel]:
+    """The locked wheels every one of ``entries`` installs (same name, version and hash)."""
+    sets = [{_id(w): w for w in [*e.python.wheels, *e.python.no_deps]} for e in entries if e.python]
+    if not sets:
+        return []
+    shared = set(sets[0]).intersection(*sets[1:])
+    return sorted((sets[0][s] for s in shared), key=lambda w: (w.name, w.version))
 
 
-def template_variables(
-    definition: ImageDefinition, entry: ImageLock, epoch: int, python: PythonContext | None
-) -> dict[str, Any]:
-    return {
-        "image": definition,
-        "config": definition.config,
-        "debian": entry.debian,
-        "python": python,
-        "source_date_epoch": epoch,
-        "context_files": sorted(definition.context_files),
-    }
-
-
-def requirements_text(wheels: list[LockedWheel]) -> str:
-    """pip requirements pinning every wheel by version and hash (installed with --no-deps)."""
-    lines = [
-        f"{w.name}=={w.version} --hash=sha256:{w.sha256}"
-        for w in sorted(wheels, key=lambda w: w.name)
-    ]
-    return "\n".join(lines) + "\n"
+def python_layers(
+    rootfs: LayerPlan,
+    venv: str,
+    entry: ImageLock,
+    shared: list[LockedWheel],
+    epoch: int,
+) -> list[LayerPlan]:
+    """The venv layers: the wheels shared with sibling images, then the image's own."""
+    assert entry.python is not None
+    pip = entry.python.tools[0]
+    installed = [*entry.python.wheels, *entry.python.no_deps]
+    shared_ids = {_id(w) for w in shared}
+    own = [w for w in installed if _id(w) not in shared_ids]
+    common = [w for w in installed if _id(w) in shared_ids]
+    layers = [python_layer("python-common", rootfs, venv, pip, common, skeleton=True, epoch=epoch)]
+    if own:
+        layers.append(
+            python_layer("python-deps", rootfs, venv, pip, own, skeleton=False, epoch=epoch)
+        )
+    return layers
 
 
 def input_hash(
@@ -192,25 +191,33 @@ def input_hash(
     provenance: dict[str, str],
     rootfs: str,
     definition: ImageDefinition,
-    containerfile: str,
+    layers: list[LayerPlan],
     entry: ImageLock,
     epoch: int,
     project_digest: str | None,
-    context_digest: str,
 ) -> str:
     """The content address of an image: everything that goes into it, and nothing else."""
     payload = {
         "builder": [__version__, BUILDER_FORMAT],
-        "containerfile": containerfile,
+        "layers": [[layer.name, layer.key] for layer in layers],
         "rootfs": rootfs,
         "provenance": provenance,
         "lock": entry.model_dump(mode="json", exclude={"resolved_from"}),
         "epoch": epoch,
         "project": project_digest,
-        "context": context_digest,
         "config": definition.config.model_dump(mode="json"),
+        "description": definition.description,
     }
     return sha256_text(canonical_json(payload))
+
+
+def requirements_text(wheels: list[LockedWheel] | tuple[LockedWheel, ...]) -> str:
+    """pip requirements pinning every wheel by version and hash (installed with --no-deps)."""
+    lines = [
+        f"{w.name}=={w.version} --hash=sha256:{w.sha256}"
+        for w in sorted(wheels, key=lambda w: w.name)
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def image_ref(name: str, digest: str) -> str:
@@ -234,48 +241,3 @@ def oci_labels(
             labels[f"org.opencontainers.image.{key}"] = provenance[key]
     labels.update(definition.config.labels)
     return dict(sorted(labels.items()))
-
-
-def buildah_argv(
-    plan: ImagePlan,
-    context: Path,
-    epoch: int,
-    *,
-    storage: list[str] | None = None,
-    no_cache: bool = False,
-) -> list[str]:
-    argv = [
-        "buildah",
-        *(storage or []),
-        "bud",
-        "--format",
-        "oci",
-        "--network",
-        "none",
-        "--pull-never",
-        # No --layers: each stage is committed once, as one layer (the templates
-        # use a stage per layer), instead of one commit per instruction, each
-        # a full copy of the image with the vfs driver (rootless). Its cache
-        # never matched anyway: it compares history, which is omitted.
-        "--timestamp",
-        str(epoch),
-        "--identity-label=false",
-        # buildah 1.28 points base.digest at the intermediate image of the stage
-        # the image starts from (buildah#4657); the image has no base to name.
-        "--annotation",
-        "org.opencontainers.image.base.digest=",
-        "--annotation",
-        "org.opencontainers.image.base.name=",
-        # History comments name intermediate images ("FROM 1a2b…"), whose IDs
-        # differ between builds that RUN something.
-        "--omit-history",
-        "--file",
-        str(context / "Containerfile"),
-        "--tag",
-        plan.ref,
-    ]
-    if no_cache:
-        argv.append("--no-cache")
-    for key, value in plan.labels.items():
-        argv += ["--label", f"{key}={value}"]
-    return [*argv, str(context)]

@@ -1,9 +1,11 @@
 """``image verify``: rebuild from nothing in a throwaway storage and compare with the stored build.
 
-The rebuild uses a fresh containers-storage (``--root``/``--runroot``), no
-layer cache and a freshly made root filesystem, so nothing is shared with the
-first build but the locked inputs. On a difference, the first differing layer
-of each image is exported and compared file by file.
+The rebuild uses a fresh containers-storage (``--root``/``--runroot``) and a
+fresh layer store (every layer made again: root filesystem, venv, project), so
+nothing is shared with the first build but the fetched inputs. The first build
+may have been built here or substituted from a registry: either way the image
+must be the one the inputs make. On a difference, the first differing layer of
+each image is exported and compared file by file.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codebase_mcp import ui
-from codebase_mcp.builder.build import Builder
+from codebase_mcp.builder.build import Builder, remove_tree
+from codebase_mcp.builder.layerstore import LayerStore
 from codebase_mcp.builder.store import Store, default_store
 from codebase_mcp.errors import NotReproducible
 from codebase_mcp.proc import Runner
@@ -50,7 +53,7 @@ def throwaway_storage(store: Store, runner: Runner, prefix: str) -> Iterator[Sto
         yield storage
     finally:
         runner.run(["podman", *storage.args, "rmi", "-a", "-f"], check=False)
-        shutil.rmtree(base, ignore_errors=True)
+        remove_tree(base)  # its layer store's unpacked tree has read-only directories
         shutil.rmtree(runroot_of(storage), ignore_errors=True)
 
 
@@ -89,8 +92,7 @@ def verify_images(
                 store=store_obj,
                 runner=runner,
                 storage_args=storage.args,
-                no_cache=True,
-                reuse_rootfs=False,
+                layer_store=LayerStore(scratch_of(storage) / "layers"),
             )
             with ui.step(f"{name}: rebuilding from scratch in a throwaway storage"):
                 (second,) = again.build([name], force=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from codebase_mcp import ui
+from codebase_mcp.cli.params import PodmanBoolCommand
 from codebase_mcp.errors import LockError, UsageError
 
 STORE_HELP = "Content-addressed store for fetched inputs. [env: CODEBASE_MCP_STORE]"
@@ -54,7 +55,10 @@ def image() -> None:
     3. build   build with no network; tags are localhost/codebase-mcp-NAME:INPUTHASH
     4. verify  rebuild from scratch in a throwaway storage and compare digests
 
-    Definitions live in images/NAME/image.toml with a Containerfile.j2 template.
+    Definitions live in images/NAME/image.toml. Each layer (Debian root filesystem,
+    venv, project, files) is made once per input hash and kept in the store; an image
+    is assembled from those layers (OCI layout, skopeo), so a source edit remakes the
+    project layer only.
     """
 
 
@@ -162,30 +166,70 @@ def fetch(names: tuple[str, ...], root: Path | None, store: Path | None) -> None
     ui.info(f"{count} inputs present and verified in {builder.store.root}")
 
 
-@image.command()
+@image.command(cls=PodmanBoolCommand)
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @click.option("--force", is_flag=True, help="Build even when the tag for these inputs exists.")
+@click.option(
+    "--substitute",
+    metavar="REGISTRY/REPO",
+    envvar="CODEBASE_MCP_SUBSTITUTE",
+    help="Pull an image from REGISTRY/REPO/NAME by the digest `image publish` recorded for "
+    "its input hash (build/substitutes.json) instead of building it; checked against the "
+    "recorded image ID. Also used by `up`.",
+)
+@click.option(
+    "--substitute-tls-verify/--no-substitute-tls-verify",
+    default=True,
+    show_default=True,
+    envvar="CODEBASE_MCP_SUBSTITUTE_TLS_VERIFY",
+    help="Require HTTPS with a valid certificate from the substituter (off only for a "
+    "local registry).",
+)
+@click.option(
+    "--records",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The substitute records to read [default: build/substitutes.json of the checkout].",
+)
 @root_option
 @store_option
 def build(
-    names: tuple[str, ...], as_json: bool, force: bool, root: Path | None, store: Path | None
+    names: tuple[str, ...],
+    as_json: bool,
+    force: bool,
+    substitute: str | None,
+    substitute_tls_verify: bool,
+    records: Path | None,
+    root: Path | None,
+    store: Path | None,
 ) -> None:
     """Build NAMES (default: every image) with no network, tagged by input hash.
 
     An image whose tag already exists is not rebuilt. With --json prints
     {"images": [{"name", "ref", "image_id", "digest", "input_hash", "cached",
-    "size_bytes", "seconds"}]}.
+    "size_bytes", "seconds", "substituted"}]}.
     """
     from codebase_mcp.builder.build import Builder
+    from codebase_mcp.builder.substitute import Substituter
 
     root = _root(root)
-    results = Builder.create(root, store).build(_names(root, names), force=force)
+    builder = Builder.create(root, store)
+    if substitute:
+        builder.substituter = Substituter.create(root, substitute, tls_verify=substitute_tls_verify)
+        if records is not None:
+            builder.substituter = Substituter(substitute, records.resolve(), substitute_tls_verify)
+    results = builder.build(_names(root, names), force=force)
     if as_json:
         click.echo(json.dumps({"images": [r.as_dict() for r in results]}, indent=2))
         return
     for r in results:
-        state = "cached" if r.cached else f"built in {r.seconds:.1f}s"
+        state = (
+            "substituted"
+            if r.substituted
+            else "cached"
+            if r.cached
+            else f"built in {r.seconds:.1f}s"
+        )
         click.echo(f"{r.name:<10} {r.ref}  {r.size_bytes / 1e6:.0f} MB  {state}")
 
 

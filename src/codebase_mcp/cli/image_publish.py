@@ -63,6 +63,13 @@ def _names(root: Path, names: tuple[str, ...]) -> list[str]:
 @click.option(
     "--no-build", is_flag=True, help="Fail instead of building an image that is not built."
 )
+@click.option(
+    "--records",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Record each pushed digest (and image ID) by input hash here, for "
+    "`image build --substitute` [default: build/substitutes.json of the checkout].",
+)
+@click.option("--no-record", is_flag=True, help="Do not record the pushed digests.")
 @root_option
 @store_option
 def publish(
@@ -74,6 +81,8 @@ def publish(
     tls_verify: bool,
     sign_by: str | None,
     no_build: bool,
+    records: Path | None,
+    no_record: bool,
     root: Path | None,
     store: Path | None,
 ) -> None:
@@ -82,9 +91,12 @@ def publish(
     \b
     Each image is checked against its lock (SBOM), built first if needed, pushed
     once to the tag of its input hash, and the manifest digest podman reports is
-    what the other --tag copies point to. Credentials: `podman login REGISTRY` or
-    REGISTRY_AUTH_FILE; never on the command line.
+    what the other --tag copies point to. Each digest is recorded against the
+    image's input hash (build/substitutes.json: commit it), so that `image build
+    --substitute REGISTRY/REPO` elsewhere pulls it instead of building. Credentials:
+    `podman login REGISTRY` or REGISTRY_AUTH_FILE; never on the command line.
     """
+    from codebase_mcp.builder.substitute import records_path
     from codebase_mcp.publish.run import PublishRequest
     from codebase_mcp.publish.run import publish as run_publish
 
@@ -98,6 +110,7 @@ def publish(
         sign_by=sign_by,
         build=not no_build,
         store=store,
+        records=None if no_record else (records or records_path(checkout)).resolve(),
     )
     results = run_publish(checkout, request)
     if as_json:

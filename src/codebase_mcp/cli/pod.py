@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ from pydantic import SecretStr
 
 from codebase_mcp import proc, ui
 from codebase_mcp.builder.api import repo_root, upstream_ref
-from codebase_mcp.errors import PodError
+from codebase_mcp.errors import PodError, UsageError
 from codebase_mcp.pod import secret, systemd
 from codebase_mcp.pod.clientconfig import instructions
 from codebase_mcp.pod.features import OLDEST_SUPPORTED, detect_version, features_for, parse_version
@@ -24,9 +25,11 @@ from codebase_mcp.pod.models import (
     DEFAULT_PORT,
     EMBEDDERS,
     UPSTREAM_EMBEDDER,
+    GitInputs,
     RenderInputs,
     built_images,
     names_for,
+    parse_secret_ref,
     repo_mounts,
     retarget,
 )
@@ -50,6 +53,46 @@ EMBEDDER_HELP = (
     "first start (needs registry access; GPU capable). See docs/embedder.md. "
     "[env: CODEBASE_MCP_EMBEDDER]"
 )
+
+
+def git_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--git-host``: shared by ``pod render`` and ``up``."""
+    return click.option(
+        "--git-host", "git_hosts", multiple=True, metavar="HOST[:PORT]",
+        help="A git server the pod may fetch repo_url sources from (repeatable; "
+        "CODEBASE_MCP_GIT_HOSTS). Without one, git sources are off.",
+    )(command)  # fmt: skip
+
+
+def git_inputs(
+    target: str,
+    hosts: tuple[str, ...],
+    refs: dict[str, str],
+    *,
+    shared_cache: bool = False,
+    cache_size: str = "10Gi",
+) -> GitInputs | None:
+    """``pod render``'s git options as data (Secret references for kubernetes)."""
+    if refs and target != "kubernetes":
+        raise UsageError(
+            "--git-*-secret options name Kubernetes Secrets: they need --target kubernetes",
+            hint="on podman, `codebase-mcp up --git-ssh-key FILE --git-token-file FILE "
+            "--git-known-hosts FILE` mounts the credentials",
+        )
+    if (refs or shared_cache) and not hosts:
+        raise UsageError(
+            "git options were given, but no --git-host: git sources are off without one",
+            hint="add --git-host HOST (repeatable): the git servers the pod may fetch from",
+        )
+    if not hosts:
+        return None
+    secrets = {kind: parse_secret_ref(ref, kind) for kind, ref in sorted(refs.items())}
+    return GitInputs(
+        hosts=hosts,
+        secrets=secrets,  # type: ignore[arg-type]
+        shared_cache=shared_cache,
+        cache_size=cache_size,
+    )
 
 
 def _pod_name(name: str | None, profile: str = "prod") -> str:
@@ -76,6 +119,7 @@ def pod() -> None:
 @click.option(
     "--target", type=click.Choice(["podman", "kubernetes"]), default="podman", show_default=True
 )
+@click.option("--k8s", is_flag=True, help="Same as --target kubernetes.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write here (mode 0600) instead of stdout.")  # fmt: skip
 @name_option
@@ -83,8 +127,28 @@ def pod() -> None:
               help="Host port of the MCP endpoint (podman). [default: 8000]")  # fmt: skip
 @click.option("--repo", "repos", multiple=True, type=click.Path(file_okay=False),
               help="Repository to mount read-only (podman; repeatable).")  # fmt: skip
-@click.option("--replicas", type=click.IntRange(1, 50), default=2, show_default=True,
-              help="Server replicas (kubernetes).")  # fmt: skip
+@click.option("--server-replicas", "--replicas", "replicas", type=click.IntRange(1, 50),
+              default=2, show_default=True, help="Server replicas (kubernetes).")  # fmt: skip
+@click.option("--embedder-replicas", type=click.IntRange(1, 50), default=1, show_default=True,
+              help="Embedder replicas, the autoscaler's minimum (kubernetes).")  # fmt: skip
+@click.option("--embedder-max-replicas", type=click.IntRange(1, 100), default=None,
+              help="The embedder autoscaler's maximum (kubernetes) "
+              "[default: twice --embedder-replicas].")  # fmt: skip
+@git_options
+@click.option("--git-ssh-key-secret", metavar="SECRET[:KEY]", default=None,
+              help="kubernetes: an existing Secret holding the SSH private key "
+              "[KEY default: ssh-key].")  # fmt: skip
+@click.option("--git-token-secret", metavar="SECRET[:KEY]", default=None,
+              help="kubernetes: an existing Secret holding the https token "
+              "[KEY default: token].")  # fmt: skip
+@click.option("--git-known-hosts-secret", metavar="SECRET[:KEY]", default=None,
+              help="kubernetes: an existing Secret holding known_hosts "
+              "[KEY default: known-hosts].")  # fmt: skip
+@click.option("--git-shared-cache", is_flag=True,
+              help="kubernetes: one ReadWriteMany claim for every replica's git cache "
+              "(default: an emptyDir per replica).")  # fmt: skip
+@click.option("--git-cache-size", default="10Gi", show_default=True,
+              help="kubernetes: size of the git cache volume.")  # fmt: skip
 @click.option("--registry", default=None, metavar="PREFIX",
               help="Images as PREFIX/codebase-mcp-NAME:TAG, not localhost/.")  # fmt: skip
 @click.option("--podman-version", default=None, metavar="X.Y",
@@ -97,11 +161,20 @@ def pod() -> None:
 def render(
     profile: str,
     target: str,
+    k8s: bool,
     output: Path | None,
     name: str | None,
     port: int | None,
     repos: tuple[str, ...],
     replicas: int,
+    embedder_replicas: int,
+    embedder_max_replicas: int | None,
+    git_hosts: tuple[str, ...],
+    git_ssh_key_secret: str | None,
+    git_token_secret: str | None,
+    git_known_hosts_secret: str | None,
+    git_shared_cache: bool,
+    git_cache_size: str,
     registry: str | None,
     podman_version: str | None,
     embedder: str,
@@ -115,6 +188,19 @@ def render(
     directory, mode 0600): keep the output private.
     """
     pod_name = _pod_name(name, profile)
+    target = "kubernetes" if k8s else target
+    secret_refs = {
+        "ssh-key": git_ssh_key_secret,
+        "token": git_token_secret,
+        "known-hosts": git_known_hosts_secret,
+    }
+    git = git_inputs(
+        target,
+        git_hosts,
+        {kind: ref for kind, ref in secret_refs.items() if ref},
+        shared_cache=git_shared_cache,
+        cache_size=git_cache_size,
+    )
     if podman_version:
         version = parse_version(podman_version)
     elif target == "podman" and proc.which("podman"):
@@ -140,6 +226,9 @@ def render(
         features=features_for(version),
         dev_source=str(repo_root()) if profile == "dev" else None,
         server_replicas=replicas,
+        embedder_replicas=embedder_replicas,
+        embedder_max_replicas=embedder_max_replicas,
+        git=git,
         db_password=SecretStr(password) if password else None,
         embedder=embedder,  # type: ignore[arg-type]
         auth=auth,
@@ -206,6 +295,24 @@ def install_service(name: str | None, dry_run: bool) -> None:
               help="Require `Authorization: Bearer <token>` on /mcp; the token is created "
               "once (0600, beside the DB password) and printed in the client config "
               "[default: the last up's, else off].")  # fmt: skip
+@click.option("--watch", is_flag=True,
+              help="Index every mounted repository and keep it in sync with its files "
+              "(watch mode: saved files are searchable within seconds; survives "
+              "restarts).")  # fmt: skip
+@click.option("--project", "project_id", default="default", show_default=True, metavar="ID",
+              help="Project the repositories go to with --watch.")  # fmt: skip
+@git_options
+@click.option("--git-ssh-key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="SSH private key for ssh:// and git@host: sources (mode 0600; copied "
+              "privately and mounted as a file, never in env; remembered).")  # fmt: skip
+@click.option("--git-token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File holding an https token for git sources (mode 0600; mounted as a "
+              "file; remembered).")  # fmt: skip
+@click.option("--git-known-hosts", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="known_hosts with the git servers' SSH host keys "
+              "(remembered).")  # fmt: skip
+@click.option("--no-git", is_flag=True,
+              help="Forget the git hosts and credentials of earlier ups.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the pod's state as JSON.")
 def up(
     profile: str,
@@ -217,6 +324,13 @@ def up(
     embedder: str | None,
     timeout: float | None,
     auth: bool | None,
+    watch: bool,
+    project_id: str,
+    git_hosts: tuple[str, ...],
+    git_ssh_key: Path | None,
+    git_token_file: Path | None,
+    git_known_hosts: Path | None,
+    no_git: bool,
     as_json: bool,
 ) -> None:
     """Bring the whole stack up and wait until it is healthy.
@@ -227,6 +341,10 @@ def up(
 
     started = time.monotonic()
     pod_name = _pod_name(name, profile)
+    given = {"ssh-key": git_ssh_key, "token": git_token_file, "known-hosts": git_known_hosts}
+    git_files = {kind: str(path.expanduser().absolute()) for kind, path in given.items() if path}
+    if no_git and (git_hosts or git_files):
+        raise UsageError("--no-git forgets the git settings: it takes no other --git option")
     options = UpOptions(
         name=pod_name,
         profile=profile,  # type: ignore[arg-type]
@@ -238,12 +356,24 @@ def up(
         dev_source=repo_root() if profile == "dev" else None,
         embedder=embedder,  # type: ignore[arg-type]
         auth=auth,
+        git_hosts=list(git_hosts) or None,
+        git_files=git_files or None,
+        no_git=no_git,
     )
     lifecycle = Lifecycle()
     state = lifecycle.up(options)
     elapsed = time.monotonic() - started
     server = names_for(pod_name).container("server")
     token_file = auth_token_file(pod_dir(pod_name)) if state.auth else None
+    token = token_file.read_text().strip() if token_file else None
+    mounted = [r for r in state.repos if r not in lifecycle.skipped_repos]
+    watching: list[dict[str, object]] = []
+    if watch:
+        from codebase_mcp.pod.watchrepos import watch_repositories
+
+        if not mounted:
+            ui.warn("--watch: no repository is mounted; add one with --repo PATH")
+        watching = watch_repositories(state.endpoint, mounted, project_id=project_id, token=token)
     if as_json:
         data = {
             **state.model_dump(),
@@ -253,13 +383,14 @@ def up(
             "healthy_after": lifecycle.timings,
             "server_container": server,
             "skipped_repos": lifecycle.skipped_repos,
+            "watching": watching,
         }
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
     ui.info(f"pod {pod_name} healthy in {elapsed:.1f}s")
-    token = token_file.read_text().strip() if token_file else None
+    for item in watching:
+        ui.info(f"watching {item['repo_path']} (project {project_id}, job {item['job_id']})")
     file_shown = str(token_file) if token_file else None
-    mounted = [r for r in state.repos if r not in lifecycle.skipped_repos]
     click.echo(instructions(state.endpoint, server, mounted, token, file_shown))
 
 

@@ -124,7 +124,7 @@ def limits_to_set(facts: HostFacts) -> dict[str, int]:
             PODMAN_DEFAULT_LIMIT if facts.uid == 0 else None
         )  # fmt: skip
         if value is not None and value >= 0 and not limit.allows(value):
-            out[name] = limit.hard
+            out[name] = limit.cap
     return out
 
 
@@ -185,6 +185,7 @@ def check_ulimits(facts: HostFacts) -> CheckResult:
     entries = _configured_limits(facts)
     shown = ", ".join(
         f"{n} hard limit {lim.hard}"
+        + (f", pid_max {lim.ceiling}" if lim.ceiling is not None else "")
         + (f" (containers: {c})" if (c := _configured_hard(entries, n)) is not None else "")
         for n, lim in sorted(facts.limits.items())
     )

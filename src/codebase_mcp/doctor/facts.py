@@ -91,9 +91,22 @@ class HostPaths:
 class Limit:
     hard: int  # resource.RLIM_INFINITY: unlimited
     can_raise: bool  # to PODMAN_DEFAULT_LIMIT
+    # The most a container can be given whatever the hard limit says. nproc: the
+    # kernel's pid_max. On the CI VMs runc refused every nproc above pid_max (32768)
+    # with EPERM ("error setting rlimit type 6"), root, hard limit 96363; a container
+    # cannot run more processes than there are pids anyway, so nothing is lost.
+    ceiling: int | None = None
 
     def allows(self, value: int) -> bool:
+        if self.ceiling is not None and value > self.ceiling:
+            return False
         return self.can_raise or self.hard == resource.RLIM_INFINITY or value <= self.hard
+
+    @property
+    def cap(self) -> int:
+        """The value to give containers when the default is not allowed."""
+        hard = PODMAN_DEFAULT_LIMIT if self.hard == resource.RLIM_INFINITY else self.hard
+        return hard if self.ceiling is None else min(hard, self.ceiling)
 
 
 @dataclass
@@ -183,7 +196,7 @@ def gather(
         found=found,
         versions=versions,
         podman_info=info,
-        limits=limits or {name: _limit(runner, which) for name, which in LIMITS.items()},
+        limits=limits or _limits(runner, paths),
         conf=config,
         cgroup_mode=cgroup_mode(paths.system("/sys/fs/cgroup")),
         subuid=_read(paths.system("/etc/subuid")),
@@ -237,12 +250,20 @@ def cgroup_mode(root: Path) -> CgroupMode:
     return "v1"
 
 
-def _limit(runner: Runner, which: int) -> Limit:
+def _limits(runner: Runner, paths: HostPaths) -> dict[str, Limit]:
+    ceilings = {"nproc": _read_int(paths.system("/proc/sys/kernel/pid_max"))}
+    return {
+        name: _limit(runner, which, ceilings.get(name)) for name, which in sorted(LIMITS.items())
+    }
+
+
+def _limit(runner: Runner, which: int, ceiling: int | None) -> Limit:
     hard = resource.getrlimit(which)[1]
     if hard == resource.RLIM_INFINITY or hard >= PODMAN_DEFAULT_LIMIT:
-        return Limit(hard=hard, can_raise=True)
+        return Limit(hard=hard, can_raise=True, ceiling=ceiling)
     probe = [sys.executable, "-c", _RAISE_PROBE, str(which), str(PODMAN_DEFAULT_LIMIT)]
-    return Limit(hard=hard, can_raise=runner.run(probe, check=False).returncode == 0)
+    can_raise = runner.run(probe, check=False).returncode == 0
+    return Limit(hard=hard, can_raise=can_raise, ceiling=ceiling)
 
 
 def _read(path: Path) -> str:

@@ -7,6 +7,7 @@ healthcheck run``, so no systemd timers are needed) → the endpoint.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -22,15 +23,19 @@ from codebase_mcp.errors import (
     ImageNotBuilt,
     PodError,
     PodUnhealthy,
+    UsageError,
 )
-from codebase_mcp.pod import secret
+from codebase_mcp.pod import gitcreds, secret
 from codebase_mcp.pod.features import PodmanVersion, detect_version, features_for
 from codebase_mcp.pod.models import (
     CONTAINERS,
     DEFAULT_PORT,
     IMAGE_NAMES,
+    SERVER_UID,
     UPSTREAM_EMBEDDER,
     Embedder,
+    GitCredential,
+    GitInputs,
     Profile,
     RenderInputs,
     built_images,
@@ -108,6 +113,25 @@ class UpOptions:
     data_dir: Path | None = None
     embedder: Embedder | None = None  # None: what the last up used, else builtin
     auth: bool | None = None  # bearer token on /mcp; None: what the last up used, else off
+    # Git sources: allowed hosts and credential files (kind -> host path); None: what the
+    # last up used. no_git forgets both.
+    git_hosts: list[str] | None = None
+    git_files: dict[str, str] | None = None
+    no_git: bool = False
+
+
+def git_choice(opts: UpOptions, previous: PodState | None) -> tuple[list[str], dict[str, str]]:
+    """The git hosts and credential files this up uses: given, else remembered."""
+    if opts.no_git:
+        return [], {}
+    hosts = list(opts.git_hosts or (previous.git_hosts if previous else []))
+    files = dict(opts.git_files or (previous.git_files if previous else {}))
+    if files and not hosts:
+        raise UsageError(
+            "git credentials were given, but no git host: git sources are off without one",
+            hint="add --git-host HOST (repeatable): the git servers the pod may fetch from",
+        )
+    return hosts, files
 
 
 @dataclass
@@ -123,12 +147,27 @@ class Lifecycle:
     timings: dict[str, float] = field(default_factory=dict)
     # Remembered repositories the last up did not mount: they no longer exist.
     skipped_repos: list[str] = field(default_factory=list)
+    # Rootless podman: files handed to container users are chowned in its user namespace.
+    rootless: bool = field(default_factory=lambda: os.geteuid() != 0)
 
     # --- up ------------------------------------------------------------------
     def up(self, opts: UpOptions) -> PodState:
         directory = pod_dir(opts.name, opts.data_dir)
         previous = load_state(directory)
         embedder = opts.embedder or (previous.embedder if previous else "builtin")
+        # Bad git input (a missing or world-readable key, a bad host) stops here, before
+        # anything is built, created or replaced.
+        git_hosts, git_files = git_choice(opts, previous)
+        git_contents = gitcreds.read_all(git_files)
+        git = (
+            GitInputs(
+                hosts=tuple(git_hosts),
+                credentials=tuple(git_contents),
+                credentials_dir=str(gitcreds.credentials_dir(directory)) if git_contents else None,
+            )
+            if git_hosts
+            else None
+        )
         # An unpinned upstream image stops here, before any build or pull.
         upstream = self.upstream_ref(UPSTREAM_EMBEDDER) if embedder == "ollama" else None
         if opts.doctor:
@@ -164,6 +203,7 @@ class Lifecycle:
                 auth_token_file(directory),
                 key="token",
             )
+        self._prepare_git(opts.name, directory, git, git_contents)
         # The test profile's port was free when picked, but another process may take it
         # before podman binds it: then pick another one (a port the user chose is kept).
         attempts = 3 if opts.port is None and opts.profile == "test" else 1
@@ -180,6 +220,7 @@ class Lifecycle:
                 dev_source=str(opts.dev_source) if opts.dev_source else None,
                 embedder=embedder,
                 auth=auth,
+                git=git,
             )
             write_private(yaml_file(directory), render(inputs))
             started = self.clock()
@@ -204,11 +245,29 @@ class Lifecycle:
             podman_version=str(version),
             embedder=embedder,
             auth=auth,
+            git_hosts=list(git.hosts) if git else [],
+            git_files=git_files,
         )
         save_state(directory, state)
         timeout = opts.timeout if opts.timeout is not None else default_timeout(embedder)
         self.wait_healthy(opts.name, timeout=timeout, started=started)
         return state
+
+    def _prepare_git(
+        self,
+        pod: str,
+        directory: Path,
+        git: GitInputs | None,
+        contents: dict[GitCredential, bytes],
+    ) -> None:
+        """The git cache volume (owned by the server's uid) and the private credential copy."""
+        target = gitcreds.credentials_dir(directory)
+        if git is None or not contents:
+            gitcreds.remove(self.podman.runner, target, rootless=self.rootless)
+        else:
+            gitcreds.stage(self.podman.runner, target, contents, rootless=self.rootless)
+        if git is not None:
+            self.podman.ensure_volume(names_for(pod).git_cache, uid=SERVER_UID, gid=SERVER_UID)
 
     def _existing_refs(self, names: list[str]) -> dict[str, str]:
         refs = self.planned_refs(names)
@@ -287,6 +346,10 @@ class Lifecycle:
             removed.append(f"pod {pod}")
         # /tmp scratch volumes are never worth keeping (podman < 5.0 leaves named ones).
         removed += [f"volume {v}" for v in self.podman.remove_volumes(names.scratch_volumes())]
+        # Nor the private copy of the git credentials: the next up copies them again.
+        credentials = gitcreds.credentials_dir(pod_dir(pod, data_dir))
+        if gitcreds.remove(self.podman.runner, credentials, rootless=self.rootless):
+            removed.append(f"git credentials {credentials}")
         if volumes:
             removed += [f"volume {v}" for v in self.podman.remove_volumes(names.data_volumes())]
             for name in (names.secret, names.auth_secret):

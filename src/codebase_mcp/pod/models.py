@@ -14,7 +14,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from codebase_mcp.errors import UsageError
+from codebase_mcp.errors import CodebaseMcpError, UsageError
 from codebase_mcp.pod.features import OLDEST_SUPPORTED, Features, features_for
 
 Profile = Literal["dev", "prod", "test"]
@@ -38,6 +38,23 @@ POSTGRES_PORT = 5432
 # Where the server image installs the package (images/server: /opt/venv, Python 3.13).
 SITE_PACKAGES = "/opt/venv/lib/python3.13/site-packages"
 DEV_SOURCE_MOUNT = "/src"
+# Embedders on Kubernetes: a HorizontalPodAutoscaler keeps them between the minimum
+# (--embedder-replicas) and this many times it unless --embedder-max-replicas says otherwise.
+EMBEDDER_MAX_FACTOR = 2
+EMBEDDER_CPU_TARGET = 70  # percent of the CPU request, averaged over the embedders
+
+# Git sources (docs/server.md, "Git sources"): the cache volume and the credential files.
+GIT_CACHE_PATH = "/var/cache/codebase-mcp/git"
+GIT_SECRET_MOUNT = "/run/secrets/git"  # noqa: S105 - a mount point, not a secret
+GitCredential = Literal["known-hosts", "ssh-key", "token"]
+GIT_CREDENTIALS: tuple[GitCredential, ...] = get_args(GitCredential)
+# The server setting that names each mounted file (CODEBASE_MCP_GIT_*).
+GIT_CREDENTIAL_SETTINGS: dict[str, str] = {
+    "known-hosts": "CODEBASE_MCP_GIT_KNOWN_HOSTS_FILE",
+    "ssh-key": "CODEBASE_MCP_GIT_SSH_KEY_FILE",
+    "token": "CODEBASE_MCP_GIT_TOKEN_FILE",
+}
+SERVER_UID = 10001  # the server image's user (images/server/image.toml)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 
@@ -51,6 +68,111 @@ class RepoMount(BaseModel):
     container_path: str
 
 
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+
+
+class SecretRef(BaseModel):
+    """A key of a Kubernetes Secret that exists in the cluster (never its content)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    key: str
+
+    @field_validator("name")
+    @classmethod
+    def _secret_name(cls, value: str) -> str:
+        if not _SECRET_NAME.match(value):
+            raise ValueError(f"{value!r} is not a Secret name (lower-case DNS subdomain)")
+        return value
+
+    @field_validator("key")
+    @classmethod
+    def _secret_key(cls, value: str) -> str:
+        if not _SECRET_KEY.match(value) or value in (".", ".."):
+            raise ValueError(f"{value!r} is not a Secret key (letters, digits, '-', '_', '.')")
+        return value
+
+
+def parse_secret_ref(text: str, default_key: str) -> SecretRef:
+    """``NAME`` or ``NAME:KEY`` (the form of the --git-*-secret options)."""
+    name, _, key = text.partition(":")
+    try:
+        return SecretRef(name=name, key=key or default_key)
+    except ValueError as exc:
+        raise UsageError(
+            f"bad Secret reference {text!r}: {exc}",
+            hint="write NAME or NAME:KEY, e.g. git-creds:id_ed25519",
+        ) from exc
+
+
+class GitInputs(BaseModel):
+    """Git sources in the deployment: allowed hosts, the cache volume, credential mounts.
+
+    podman: ``credentials`` names the files ``up`` copied into ``credentials_dir``
+    (a private host directory, bind-mounted read-only). kubernetes: ``secrets``
+    names a Secret key per credential, projected into one read-only volume.
+    Either way the server gets file paths only, never the content.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    hosts: tuple[str, ...] = Field(min_length=1)
+    credentials: tuple[GitCredential, ...] = ()
+    credentials_dir: str | None = None
+    secrets: dict[GitCredential, SecretRef] = Field(default_factory=dict)
+    # kubernetes: False = an emptyDir per server replica; True = one ReadWriteMany claim.
+    shared_cache: bool = False
+    cache_size: str = "10Gi"
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from codebase_mcp.server.gitsource.urls import parse_host_rules
+
+        hosts = tuple(sorted({h.strip().lower() for h in value if h.strip()}))
+        try:
+            parse_host_rules(",".join(hosts))
+        except CodebaseMcpError as exc:
+            raise ValueError(exc.message) from exc
+        if not hosts:
+            raise ValueError("git sources need at least one allowed host")
+        return hosts
+
+    @field_validator("credentials")
+    @classmethod
+    def _sorted_credentials(cls, value: tuple[GitCredential, ...]) -> tuple[GitCredential, ...]:
+        return tuple(sorted(set(value)))
+
+    @field_validator("secrets")
+    @classmethod
+    def _sorted_secrets(
+        cls, value: dict[GitCredential, SecretRef]
+    ) -> dict[GitCredential, SecretRef]:
+        return {k: value[k] for k in sorted(value)}
+
+    @field_validator("cache_size")
+    @classmethod
+    def _quantity(cls, value: str) -> str:
+        if not re.match(r"^[1-9][0-9]*(Ki|Mi|Gi|Ti)$", value):
+            raise ValueError(f"cache size {value!r} is not a quantity like 10Gi or 500Mi")
+        return value
+
+    def mounted(self, target: str) -> tuple[str, ...]:
+        """The credentials present for ``target``, sorted."""
+        return tuple(self.secrets) if target == "kubernetes" else self.credentials
+
+    def env(self, target: str) -> dict[str, str]:
+        env = {
+            "CODEBASE_MCP_GIT_CACHE": GIT_CACHE_PATH,
+            "CODEBASE_MCP_GIT_HOSTS": ",".join(self.hosts),
+        }
+        for kind in self.mounted(target):
+            env[GIT_CREDENTIAL_SETTINGS[kind]] = f"{GIT_SECRET_MOUNT}/{kind}"
+        return env
+
+
 class Names(BaseModel):
     """Every podman/Kubernetes object name derived from the pod name."""
 
@@ -62,6 +184,7 @@ class Names(BaseModel):
     pgdata: str
     models: str
     ollama: str  # upstream Ollama's ~/.ollama: its own volume (owned by root, not uid 10001)
+    git_cache: str  # the git sources' cache: mirrors and checkouts (owned by uid 10001)
     scratch: dict[str, str]  # container -> volume backing its /tmp (podman < 5.0: a named volume)
 
     def container(self, name: str) -> str:
@@ -69,7 +192,7 @@ class Names(BaseModel):
         return f"{self.pod}-{name}"
 
     def data_volumes(self) -> list[str]:
-        return [self.pgdata, self.models, self.ollama]
+        return [self.pgdata, self.models, self.ollama, self.git_cache]
 
     def scratch_volumes(self) -> list[str]:
         return sorted(self.scratch.values())
@@ -83,6 +206,7 @@ def names_for(pod: str) -> Names:
         pgdata=f"{pod}-pgdata",
         models=f"{pod}-models",
         ollama=f"{pod}-ollama",
+        git_cache=f"{pod}-git",
         scratch={c: f"{pod}-{c}-tmp" for c in CONTAINERS},
     )
 
@@ -106,6 +230,11 @@ class RenderInputs(BaseModel):
     embedder_model: str | None = None  # None: DEFAULT_MODELS[embedder]
     dev_source: str | None = None  # project checkout bind-mounted by the dev profile
     server_replicas: int = Field(default=2, ge=1, le=50)
+    # kubernetes: the embedders' minimum (and first) replica count, and the autoscaler's
+    # maximum (None: EMBEDDER_MAX_FACTOR times the minimum).
+    embedder_replicas: int = Field(default=1, ge=1, le=50)
+    embedder_max_replicas: int | None = Field(default=None, ge=1, le=100)
+    git: GitInputs | None = None
     # Only the kubernetes target embeds the password (in its Secret); the
     # podman target refers to a podman secret created out of band.
     db_password: SecretStr | None = None
@@ -140,7 +269,27 @@ class RenderInputs(BaseModel):
             raise ValueError("the kubernetes target needs db_password for its Secret")
         if self.target == "kubernetes" and self.auth_token is None:
             raise ValueError("the kubernetes target needs auth_token for its Secret")
+        if self.embedder_max_replicas is not None and (
+            self.embedder_max_replicas < self.embedder_replicas
+        ):
+            raise ValueError(
+                f"embedder_max_replicas ({self.embedder_max_replicas}) is below "
+                f"embedder_replicas ({self.embedder_replicas})"
+            )
+        git = self.git
+        if git is not None and self.target == "podman":
+            if git.secrets:
+                raise ValueError("podman mounts git credential files, not Secret references")
+            if git.credentials and not git.credentials_dir:
+                raise ValueError("git credentials on podman need credentials_dir")
+        if git is not None and self.target == "kubernetes" and git.credentials:
+            raise ValueError("kubernetes takes git credentials as Secret references (secrets)")
         return self
+
+    @property
+    def embedder_max(self) -> int:
+        """The autoscaler's upper bound for the embedders."""
+        return self.embedder_max_replicas or self.embedder_replicas * EMBEDDER_MAX_FACTOR
 
     @property
     def auth_enabled(self) -> bool:

@@ -78,6 +78,10 @@ def pod_logs_argv(pod: str, *, follow: bool, tail: int | None) -> list[str]:
     return [*argv, pod]
 
 
+def volume_create_argv(volume: str, *, uid: int, gid: int) -> list[str]:
+    return ["podman", "volume", "create", "--opt", f"o=uid={uid},gid={gid}", volume]
+
+
 def volume_rm_argv(volumes: list[str]) -> list[str]:
     return ["podman", "volume", "rm", "--force", *volumes]
 
@@ -135,6 +139,17 @@ class Podman:
 
     def volume_exists(self, volume: str) -> bool:
         return self.runner.run(["podman", "volume", "exists", volume], check=False).returncode == 0
+
+    def ensure_volume(self, volume: str, *, uid: int, gid: int) -> bool:
+        """Create ``volume`` owned by uid:gid unless it exists; True if created.
+
+        A volume ``kube play`` creates is owned by root: a path the image does not
+        have (nothing to copy ownership from) would not be writable by a non-root user.
+        """
+        if self.volume_exists(volume):
+            return False
+        self.runner.run(volume_create_argv(volume, uid=uid, gid=gid))
+        return True
 
     def remove_volumes(self, volumes: list[str]) -> list[str]:
         existing = [v for v in volumes if self.volume_exists(v)]

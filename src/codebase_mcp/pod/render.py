@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,12 @@ from codebase_mcp.errors import TemplateError
 from codebase_mcp.pod.models import (
     CONTAINER_PORT,
     CONTAINERS,
+    EMBEDDER_CPU_TARGET,
     EMBEDDER_PORT,
+    GIT_CACHE_PATH,
+    GIT_SECRET_MOUNT,
     POSTGRES_PORT,
+    SERVER_UID,
     RenderInputs,
 )
 
@@ -101,6 +106,12 @@ def server_env(
         "EMBEDDER_MODEL": inputs.model,
         "EMBEDDER_URL": f"http://{embedder_host}:{EMBEDDER_PORT}",
     }
+    if inputs.target == "kubernetes":
+        # The embedders' one Service: kube-proxy spreads the server's connections over
+        # however many replicas the autoscaler runs (a fixed list could not follow it).
+        env["CODEBASE_MCP_EMBEDDER_URLS"] = env["EMBEDDER_URL"]
+    if inputs.git is not None:
+        env.update(inputs.git.env(inputs.target))
     if inputs.embedder == "ollama":
         # Upstream Ollama has no model until one is pulled: the init pulls it (needs network).
         env["EMBEDDER_PULL"] = "true"
@@ -158,6 +169,21 @@ def server_args(inputs: RenderInputs) -> list[str]:
     ]  # fmt: skip
 
 
+def embedder_workload(inputs: RenderInputs) -> str:
+    """The embedders' kind on Kubernetes.
+
+    The built embedder keeps nothing: a Deployment. Upstream Ollama pulls its model
+    into its volume, and every replica needs the model: a StatefulSet gives each
+    replica its own claim, kept across restarts and scale-downs.
+    """
+    return "StatefulSet" if inputs.embedder == "ollama" else "Deployment"
+
+
+def ollama_pull(inputs: RenderInputs) -> list[str]:
+    """Each Ollama replica pulls the model itself, retrying until its server answers."""
+    return ["/bin/sh", "-c", f"until ollama pull {shlex.quote(inputs.model)}; do sleep 5; done"]
+
+
 def autoupdate_containers(inputs: RenderInputs) -> list[str]:
     """Containers whose image comes from a registry by tag: `podman auto-update` may pull newer.
 
@@ -197,6 +223,14 @@ def context(inputs: RenderInputs) -> dict[str, Any]:
         "password_b64": base64.b64encode(password.encode()).decode(),
         "token_b64": base64.b64encode(token.encode()).decode(),
         "auth_mount": AUTH_MOUNT,
+        "git": inputs.git,
+        "git_mounted": inputs.git.mounted(inputs.target) if inputs.git else (),
+        "git_cache_path": GIT_CACHE_PATH,
+        "git_secret_mount": GIT_SECRET_MOUNT,
+        "server_uid": SERVER_UID,
+        "embedder_kind": embedder_workload(inputs),
+        "ollama_pull": ollama_pull(inputs),
+        "embedder_cpu_target": EMBEDDER_CPU_TARGET,
     }
 
 

@@ -2,8 +2,9 @@
 
 ``$CODEBASE_MCP_DATA_DIR`` (default ``$XDG_DATA_HOME/codebase-mcp``, i.e.
 ``~/.local/share/codebase-mcp``) holds ``pods/<name>/``: the password file
-(0600), the MCP auth token (0600, ``up --auth``), the rendered YAML (0600) and
-``state.json``.
+(0600), the MCP auth token (0600, ``up --auth``), the rendered YAML (0600),
+``state.json`` and, with git credentials, ``git/`` (0500, owned by the server's
+uid: see codebase_mcp.pod.gitcreds).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class PodState(BaseModel):
     podman_version: str
     embedder: Embedder = "builtin"  # state files from before --embedder have none
     auth: bool = False  # /mcp needs the bearer token in auth_token_file (up --auth)
+    # Git sources: the allowed hosts, and the host files the credentials are copied
+    # from at every up (paths only: the content lives in the private copy, pods/<name>/git).
+    git_hosts: list[str] = []
+    git_files: dict[str, str] = {}
 
     @property
     def endpoint(self) -> str:

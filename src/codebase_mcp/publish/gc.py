@@ -7,23 +7,25 @@ Planning is pure (:func:`plan_gc` takes the lists of what exists); only
   scheme); other tags in those repositories are never touched. When an image's
   current ref cannot be computed (its lock entry is out of date), every tag of
   that image is kept, with a warning.
-- store: ``sha256/<hex>`` entries no lock entry names, ``rootfs/<key>.tar`` whose
-  key no image's locked Debian inputs give, build records of images no longer
-  present, and work directories left by interrupted builds, but only when
-  older than an hour (a build may be running right now).
+- store: ``sha256/<hex>`` entries that neither a lock entry nor a kept layer
+  names, layer records (``layers/<key>.json``) and unpacked root filesystems
+  (``trees/<key>``) that no current image is made of, ``rootfs/*.tar`` (left
+  by builders before layers were derivations), build records of images no
+  longer present, and work directories left by interrupted builds, but only
+  when older than an hour (a build may be running right now).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from codebase_mcp import ui
+from codebase_mcp.builder.build import remove_tree
 from codebase_mcp.builder.plan import REF_PREFIX
 from codebase_mcp.proc import Runner
 
@@ -40,7 +42,7 @@ class LocalTag:
 
 @dataclass(frozen=True)
 class Removal:
-    kind: str  # "image", "store", "rootfs", "record", "workdir"
+    kind: str  # "image", "store", "layer", "tree", "rootfs", "record", "workdir"
     target: str
     size: int
     reason: str
@@ -55,8 +57,8 @@ class Keep:
 
     refs: frozenset[str]  # current image refs
     unknown_names: frozenset[str]  # images whose current ref could not be computed
-    sha256: frozenset[str]  # store entries named by the lock
-    rootfs_keys: frozenset[str]
+    sha256: frozenset[str]  # store entries named by the lock, or by a kept layer's record
+    layer_keys: frozenset[str]  # layers the current images are made of
 
 
 @dataclass(frozen=True)
@@ -98,16 +100,25 @@ def plan_gc(
                 removals.append(
                     Removal("store", str(entry.path), entry.size, "no lock entry names this input")
                 )
-        elif top == "rootfs" and len(rel.parts) == 2 and rel.suffix == ".tar":
-            if rel.stem not in keep.rootfs_keys:
+        elif top == "layers" and len(rel.parts) == 2 and rel.suffix == ".json":
+            if rel.stem not in keep.layer_keys:
                 removals.append(
-                    Removal(
-                        "rootfs",
-                        str(entry.path),
-                        entry.size,
-                        "no image's locked Debian inputs give this root filesystem",
-                    )
+                    Removal("layer", str(entry.path), entry.size, "no current image has it")
                 )
+        elif top == "trees" and len(rel.parts) == 2:
+            if rel.name not in keep.layer_keys and (stale or not rel.name.startswith(".")):
+                removals.append(
+                    Removal("tree", str(entry.path), entry.size, "no current image needs it")
+                )
+        elif top == "rootfs" and len(rel.parts) == 2 and rel.suffix == ".tar":
+            removals.append(
+                Removal(
+                    "rootfs",
+                    str(entry.path),
+                    entry.size,
+                    "left by an older builder (root filesystems are layers now)",
+                )
+            )
         elif top == "builds" and len(rel.parts) == 2 and rel.suffix == ".json":
             if rel.stem[:32] not in remaining_hashes:
                 removals.append(Removal("record", str(entry.path), entry.size, "its image is gone"))
@@ -127,32 +138,37 @@ def _is_workdir(rel: Path) -> bool:
 
 # --- gathering what exists ---------------------------------------------------------
 def current_keep(root: Path, store: Path | None, runner: Runner) -> Keep:
-    from codebase_mcp.builder.build import Builder, rootfs_key
-    from codebase_mcp.builder.definitions import image_names, load_definition
+    from codebase_mcp.builder.build import Builder
+    from codebase_mcp.builder.definitions import image_names
+    from codebase_mcp.builder.layerstore import LayerStore
     from codebase_mcp.builder.lockfile import load_lock
 
     lock = load_lock(root)
     builder = Builder.create(root, store, runner)
     refs: set[str] = set()
     unknown: set[str] = set()
-    rootfs: set[str] = set()
+    layer_keys: set[str] = set()
     for name in image_names(root):
         try:
-            refs.add(builder.plan(name, lock)[2].ref)
+            image_plan = builder.plan(name, lock)[2]
         except Exception as exc:
             ui.warn(f"keeping every build of '{name}': its current ref is unknown ({exc})")
             unknown.add(name)
-        if name in lock.images:
-            rootfs.add(
-                rootfs_key(load_definition(root, name), lock.images[name], lock.source_date_epoch)
-            )
+            continue
+        refs.add(image_plan.ref)
+        layer_keys.update(layer.key for layer in image_plan.layers)
     sha: set[str] = set()
+    layers = LayerStore(builder.store.root)
+    for key in layer_keys:
+        record = layers.record(key)
+        if record is not None:
+            sha.add(str(record.get("digest", "")))
     for entry in lock.images.values():
         sha.update(p.sha256 for p in entry.debian.packages)
         if entry.python is not None:
             for w in [*entry.python.wheels, *entry.python.no_deps, *entry.python.tools]:
                 sha.add(w.sha256)
-    return Keep(frozenset(refs), frozenset(unknown), frozenset(sha), frozenset(rootfs))
+    return Keep(frozenset(refs), frozenset(unknown), frozenset(sha), frozenset(layer_keys))
 
 
 def local_tags(runner: Runner, storage_args: tuple[str, ...] = ()) -> list[LocalTag]:
@@ -181,7 +197,14 @@ def store_entries(store_root: Path) -> list[StoreEntry]:
     if not store_root.is_dir():
         return entries
     for child in store_root.iterdir():
-        if child.is_dir() and child.name in ("sha256", "rootfs", "builds", "tmp"):
+        if child.is_dir() and child.name in (
+            "sha256",
+            "layers",
+            "trees",
+            "rootfs",
+            "builds",
+            "tmp",
+        ):
             for item in child.iterdir():
                 entries.append(_entry(item))
         elif child.is_dir():
@@ -219,7 +242,9 @@ def apply(
         path = Path(item.target)
         try:
             if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
+                remove_tree(path)  # an unpacked root filesystem has read-only directories
+                if path.exists():
+                    raise OSError(f"could not remove everything under {path}")
             else:
                 path.unlink(missing_ok=True)
         except OSError as exc:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from codebase_mcp import ui
+from codebase_mcp.builder.substitute import Pin, record
 from codebase_mcp.errors import CommandFailed, PublishError
 from codebase_mcp.proc import Runner
 from codebase_mcp.publish import plan as planning
@@ -43,6 +44,7 @@ class PublishRequest:
     sign_by: str | None = None
     build: bool = True
     store: Path | None = None
+    records: Path | None = None  # where to record digest per input hash (substituters)
 
 
 def publish(root: Path, request: PublishRequest, runner: Runner | None = None) -> list[Published]:
@@ -89,7 +91,24 @@ def publish(root: Path, request: PublishRequest, runner: Runner | None = None) -
     if request.digestfile is not None:
         lines = planning.digest_lines([r.reference for r in results])
         write_atomic(request.digestfile, lines.encode())
+    if request.records is not None:
+        pins = [
+            (
+                p.target,
+                image.input_hash,
+                Pin(digest=digests[p.name], image_id=image_id(image, runner)),
+            )
+            for p, image in zip(plans, images, strict=True)
+            if image.input_hash
+        ]
+        record(request.records, pins)
+        ui.info(f"pinned {len(pins)} digests by input hash → {request.records}")
     return results
+
+
+def image_id(image: LocalImage, runner: Runner) -> str:
+    out = runner.run(["podman", "image", "inspect", "--format", "{{.Id}}", image.ref]).stdout
+    return f"sha256:{out.strip()}"
 
 
 def _push(p: planning.PushPlan, tmp: Path, request: PublishRequest, runner: Runner) -> str:

@@ -25,19 +25,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from codebase_mcp.errors import CodebaseMcpError, InvalidToolInput, NotFound
-from codebase_mcp.server import db
+from codebase_mcp.server import db, watchstore
 from codebase_mcp.server.config import ServerSettings
 from codebase_mcp.server.embeddings import Embedder, embedder_from_settings
-from codebase_mcp.server.jobs import Worker
+from codebase_mcp.server.jobs import Worker, progress_fields
 from codebase_mcp.server.paths import PathMapper
 from codebase_mcp.server.search import (
     Filters,
     TermStatsCache,
+    embed_query_within,
     normalise_file_type,
     search,
     validate_query,
 )
 from codebase_mcp.server.toolguard import RejectUnusableArguments
+from codebase_mcp.server.watch import WatchManager
 from codebase_mcp.settings import DatabaseSettings, EmbedderSettings
 
 log = logging.getLogger("codebase_mcp.server")
@@ -64,6 +66,14 @@ class ServerState:
         self._pool_lock = asyncio.Lock()
         self.workers: list[Worker] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self.watches = WatchManager(
+            self.pool,
+            embedding_model=embedder.model,
+            notify=self.notify_workers,
+            debounce_ms=settings.watch_debounce_ms,
+            reconcile_interval=settings.watch_reconcile_interval,
+            force_polling=settings.watch_force_polling,
+        )
 
     async def pool(self) -> asyncpg.Pool:
         """The pool, created on first need (idempotent; retried if Postgres was down)."""
@@ -91,8 +101,10 @@ class ServerState:
             worker = _LazyPoolWorker(self)
             self.workers.append(worker)
             self._tasks.append(asyncio.create_task(worker.run_forever()))
+        self._tasks.append(asyncio.create_task(self.watches.run_forever()))
 
     async def stop(self) -> None:
+        await self.watches.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -201,6 +213,7 @@ def job_view(job: dict[str, Any], mapper: PathMapper) -> dict[str, Any]:
             for e in job["errors"]
         ],
         "timings": job["timings"],
+        **progress_fields(job),
         "created_at": _iso(job["created_at"]),
         "started_at": _iso(job["started_at"]),
         "finished_at": _iso(job["finished_at"]),
@@ -252,10 +265,16 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
     @mcp.tool
     @tool_errors
     async def start_indexing_background(
-        repo_path: str, project_id: str = "default", force_reindex: bool = False
+        repo_path: str,
+        project_id: str = "default",
+        force_reindex: bool = False,
+        watch: bool | None = None,
     ) -> dict[str, Any]:
         """Queue indexing of a repository (absolute path on your machine); returns a job id
-        at once. Unchanged files are skipped; force_reindex rebuilds everything."""
+        at once. Unchanged files are skipped; force_reindex rebuilds everything.
+        watch=true keeps the project in sync with the files from then on (saved files
+        are searchable within seconds, across restarts); watch=false stops that;
+        unset leaves it as it is."""
         _check_project_id(project_id)
         repo = state.mapper.resolve_repo(repo_path)
         pool = await state.pool()
@@ -275,12 +294,27 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
                 force_reindex=force_reindex,
                 embedding_model=state.embedder.model,
             )
+            if watch:
+                await watchstore.set_watch(
+                    conn,
+                    project_id=project_id,
+                    repo_path=repo.host_path,
+                    root_path=repo.container_path,
+                )
+            elif watch is False:
+                await watchstore.stop_watch(
+                    conn, project_id, repo.container_path, "stopped: asked to"
+                )
+            watch_row = await watchstore.get_watch(conn, project_id, repo.container_path)
         state.notify_workers()
+        if watch is not None:
+            state.watches.kick()
         return {
             "job_id": str(job_id),
             "status": "pending",
             "project_id": project_id,
             "repo_path": repo.host_path,
+            "watch": watchstore.watch_view(watch_row),
             "message": "poll get_indexing_status(job_id) until status is completed",
         }
 
@@ -293,12 +327,17 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
         pool = await state.pool()
         async with pool.acquire() as conn:
             job = await db.get_job(conn, parsed)
+            watch_row = (
+                await watchstore.get_watch(conn, job["project_id"], job["root_path"])
+                if job
+                else None
+            )
         if job is None:
             raise NotFound(
                 f"no indexing job {job_id}",
                 hint="use the job_id that start_indexing_background returned",
             )
-        return job_view(job, state.mapper)
+        return {**job_view(job, state.mapper), "watch": watchstore.watch_view(watch_row)}
 
     @mcp.tool
     @tool_errors
@@ -343,14 +382,14 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
                 filters = Filters(filters.file_type, rel_prefix=directory)
         pool = await state.pool()
         started = time.perf_counter()
-        vector = await state.embedder.embed_query(text)
+        query_vector = await embed_query_within(state.embedder, text, settings.query_embed_timeout)
         embedded = time.perf_counter()
         async with pool.acquire() as conn:
             found = await search(
                 conn,
                 project_id,
                 text,
-                vector,
+                query_vector.vector,
                 filters,
                 limit,
                 mode=settings.search_mode,
@@ -359,6 +398,10 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
                 text_budget_ms=settings.text_search_budget_ms,
                 text_max_cost=settings.text_search_max_cost,
                 term_stats=state.term_stats,
+                settings=settings,
+                vector_unavailable=(
+                    f"{query_vector.reason}: {query_vector.detail}" if query_vector.reason else None
+                ),
             )
         hits = found.hits
         searched = time.perf_counter()
@@ -385,8 +428,9 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
         return {
             "project_id": project_id,
             "query": text,
-            "mode": settings.search_mode,
+            "mode": found.mode,
             **({"lexical": found.lexical} if found.lexical else {}),
+            **found.extra_fields(),
             "results": results,
             "embedding_ms": round((embedded - started) * 1000, 2),
             "search_ms": round((searched - embedded) * 1000, 2),
@@ -399,6 +443,7 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
         pool = await state.pool()
         async with pool.acquire() as conn:
             rows = await db.list_projects(conn)
+            watches = await watchstore.all_watches(conn)
         return {
             "projects": [
                 {
@@ -410,6 +455,7 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
                     "repositories": [state.mapper.to_host(r) for r in (row["roots"] or [])],
                     "created_at": _iso(row["created_at"]),
                     "updated_at": _iso(row["updated_at"]),
+                    "watches": [watchstore.watch_view(w) for w in watches.get(row["id"], [])],
                 }
                 for row in rows
             ]
@@ -423,6 +469,8 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
         pool = await state.pool()
         async with pool.acquire() as conn:
             counts = await db.delete_project(conn, project_id)
+            await watchstore.delete_watch(conn, project_id)
+        state.watches.kick()
         return {"project_id": project_id, "deleted": True, **counts}
 
     @mcp.custom_route("/health", methods=["GET"])

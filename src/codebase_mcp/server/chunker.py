@@ -288,6 +288,83 @@ def identifier_words(text: str) -> str:
     return " ".join(words)
 
 
+# Words that say nothing about what code does (syntax, the receiver) and are in
+# most chunks of their language: dropped from the lexical index and from queries
+# (Postgres' english configuration then drops English stop-words and stems).
+CODE_STOP_WORDS = frozenset(
+    {
+        "self",
+        "cls",
+        "this",
+        "def",
+        "return",
+        "import",
+        "const",
+        "let",
+        "var",
+        "func",
+        "fn",
+        "pub",
+        "function",
+        "none",
+        "null",
+        "nil",
+        "true",
+        "false",
+        "elif",
+        "else",
+        "class",
+        "struct",
+        "impl",
+        "mut",
+        "async",
+        "await",
+        "try",
+        "except",
+        "raise",
+        "pass",
+        "lambda",
+        "package",
+        "export",
+        "public",
+        "private",
+        "static",
+        "void",
+        "new",
+    }
+)
+_PATH_SPLIT = re.compile(r"[/._\-]+")
+
+
+def lexical_words(text: str) -> list[str]:
+    """The words BM25 indexes, with repetition (term frequency counts): every
+    identifier whole (``parse_config`` -> ``parseconfig``: underscores go, so the
+    text-search parser keeps it one word) and, when it has several, its parts
+    (``parse``, ``config``; ``HTTPServer`` -> ``http``, ``server``). Lower case;
+    code stop-words, single letters and numbers dropped."""
+    out: list[str] = []
+    for ident in _IDENTIFIER.findall(text):
+        parts = [p.lower() for segment in ident.split("_") for p in _CAMEL.findall(segment)]
+        parts = [p for p in parts if len(p) > 1 and not p.isdigit()]
+        whole = "".join(parts)
+        if len(whole) > 1 and whole not in CODE_STOP_WORDS:
+            out.append(whole)
+        if len(parts) > 1:
+            out.extend(p for p in parts if p not in CODE_STOP_WORDS)
+    return out
+
+
+def lexical_text(rel_path: str, symbol: str | None, content: str) -> str:
+    """What a chunk's lexical index is computed from (``chunks.search_text``): the
+    path's words and the symbol once each (a cheap path and symbol match signal),
+    then the code's words."""
+    words = lexical_words(" ".join(_PATH_SPLIT.split(rel_path)))
+    if symbol:
+        words += lexical_words(symbol)
+    words += lexical_words(content)
+    return " ".join(words)
+
+
 def embedding_text(rel_path: str, chunk: Chunk) -> str:
     """What the model reads for a chunk: where it is, what it is, then the code."""
     header = rel_path if not chunk.symbol else f"{rel_path} {chunk.symbol}"

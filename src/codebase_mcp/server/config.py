@@ -111,14 +111,43 @@ class ServerSettings(BaseSettings):
     stale_after: float = Field(default=60.0, gt=0)  # a running job without heartbeat this long
     max_attempts: int = Field(default=3, ge=1)
 
+    # Watch mode (start_indexing_background(watch=true)): docs/server.md, "Watch mode".
+    watch_debounce_ms: int = Field(
+        default=300, ge=10, le=60_000, description="quiet time before a batch of changes syncs"
+    )
+    watch_reconcile_interval: float = Field(
+        default=5.0, gt=0, description="seconds between re-reads of the watched projects"
+    )
+    watch_force_polling: bool | None = Field(
+        default=None, description="poll instead of inotify (unset: inotify, polling if it fails)"
+    )
+
     # Search.
-    search_mode: Literal["vector", "hybrid"] = "hybrid"
+    search_mode: Literal["vector", "lexical", "hybrid"] = "hybrid"
+    # Hybrid fusion (chosen on eval/, see eval/README.md): weighted reciprocal rank
+    # fusion (rrf: weight / (rrf_k + rank)) or a convex mix of cosine and normalised BM25.
+    fusion: Literal["rrf", "convex"] = Field(
+        default="rrf", description="hybrid fusion: rrf (weighted reciprocal rank) or convex"
+    )
+    rrf_k: int = Field(default=30, ge=1, le=1000, description="k of reciprocal rank fusion")
+    fusion_weight: float = Field(
+        default=0.7, ge=0.0, le=1.0, description="share of the vector half in hybrid fusion"
+    )
+    bm25_k1: float = Field(default=1.2, ge=0.0, le=10.0, description="BM25 term saturation")
+    bm25_b: float = Field(default=0.4, ge=0.0, le=1.0, description="BM25 length normalisation")
+    # Seconds a query's embedding may take; past it (or if the embedder fails) the
+    # search answers from the lexical index and says so (0: wait as long as it takes).
+    query_embed_timeout: float = Field(
+        default=2.0, ge=0.0, description="seconds; past it a search answers lexically (0: wait)"
+    )
     ef_search: int = Field(default=100, ge=10, le=1000)
     # Time the full-text half of hybrid search may take; past it, vector-only (0: no limit).
     text_search_budget_ms: int = Field(default=40, ge=0)
-    # Chunks (estimated from Postgres' statistics) the full-text half may rank: the
-    # rarest query words that fit select them (0: no cap, every word selects).
-    text_search_max_cost: int = Field(default=2000, ge=0)
+    # Postings the lexical half may read to select candidates: the rarest query
+    # terms that fit select them, the others only add to their scores (0: no cap).
+    text_search_max_cost: int = Field(
+        default=20000, ge=0, description="postings the lexical half reads to select (0: all)"
+    )
     max_limit: int = Field(default=100, ge=1)
     context_lines: int = Field(default=2, ge=0, le=20)
 

@@ -137,9 +137,10 @@ async def missing_vector_indexes(conn: asyncpg.Connection) -> list[int]:
 
 
 async def dimension_rows(conn: asyncpg.Connection, dimension: int) -> int:
-    """Chunks of this dimension, all projects: what its HNSW index holds."""
+    """Chunks of this dimension with a vector, all projects: what its HNSW index holds."""
     value: int = await conn.fetchval(
-        "SELECT count(*) FROM chunks WHERE embedding_dim = $1", int(dimension)
+        "SELECT count(*) FROM chunks WHERE embedding_dim = $1 AND embedding IS NOT NULL",
+        int(dimension),
     )
     return value
 
@@ -185,12 +186,15 @@ async def ensure_project(
         model,
         dimension,
     )
+    await conn.execute(
+        "INSERT INTO project_stats (project_id) VALUES ($1) ON CONFLICT DO NOTHING", project_id
+    )
     project = await get_project(conn, project_id)
     assert project is not None
     if (project.embedding_model, project.embedding_dim) != (model, dimension):
         if not replace:
             raise model_mismatch(project, model, dimension)
-        await conn.execute("DELETE FROM files WHERE project_id = $1", project_id)
+        await wipe_project_index(conn, project_id)
         await conn.execute(
             "UPDATE projects SET embedding_model = $2, embedding_dim = $3, updated_at = now() "
             "WHERE id = $1",
@@ -207,10 +211,10 @@ async def list_projects(conn: asyncpg.Connection) -> list[dict[str, Any]]:
         """
         SELECT p.id, p.embedding_model, p.embedding_dim, p.created_at, p.updated_at,
                (SELECT count(*) FROM files f WHERE f.project_id = p.id) AS files,
-               (SELECT count(*) FROM chunks c WHERE c.project_id = p.id) AS chunks,
+               coalesce(s.chunks, 0) AS chunks, coalesce(s.embedded, 0) AS embedded,
                (SELECT array_agg(DISTINCT f.repo_root) FROM files f
                  WHERE f.project_id = p.id) AS roots
-        FROM projects p ORDER BY p.id
+        FROM projects p LEFT JOIN project_stats s ON s.project_id = p.id ORDER BY p.id
         """
     )
     return [dict(row) for row in rows]
@@ -228,6 +232,7 @@ async def delete_project(conn: asyncpg.Connection, project_id: str) -> dict[str,
         chunks = await conn.fetchval(
             "SELECT count(*) FROM chunks WHERE project_id = $1", project_id
         )
+        await delete_lexical_terms(conn, project_id)
         await conn.execute(
             "UPDATE jobs SET cancel_requested = true WHERE project_id = $1 "
             "AND status IN ('pending', 'running')",
@@ -255,9 +260,30 @@ async def file_hashes(
     return {row["rel_path"]: (row["id"], row["content_hash"]) for row in rows}
 
 
-async def delete_files(conn: asyncpg.Connection, file_ids: Sequence[int]) -> None:
-    if file_ids:
+async def delete_files(conn: asyncpg.Connection, project_id: str, file_ids: Sequence[int]) -> None:
+    """Delete files, their chunks and their part of the project's statistics."""
+    if not file_ids:
+        return
+    async with conn.transaction():
+        await remove_chunks(conn, project_id, file_ids)
         await conn.execute("DELETE FROM files WHERE id = ANY($1::bigint[])", list(file_ids))
+
+
+async def delete_repository(conn: asyncpg.Connection, project_id: str, repo_root: str) -> None:
+    """Everything indexed from one repository of a project (``force_reindex``)."""
+    async with conn.transaction():
+        others = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM files WHERE project_id = $1 AND repo_root <> $2)",
+            project_id,
+            repo_root,
+        )
+        if not others:
+            await wipe_project_index(conn, project_id)
+            return
+        ids = await conn.fetch(
+            "SELECT id FROM files WHERE project_id = $1 AND repo_root = $2", project_id, repo_root
+        )
+        await delete_files(conn, project_id, [row["id"] for row in ids])
 
 
 @dataclass(frozen=True)
@@ -283,7 +309,7 @@ CHUNK_COLUMNS = (
     "content",
     "search_text",
     "embedding_dim",
-    "embedding",
+    "embed_rank",
 )
 
 
@@ -331,11 +357,7 @@ async def write_files(
         file_ids = [ids_by_path[f.path] for f in files]
         # Writes to chunks wait while another job builds a vector index (CREATE
         # INDEX holds a SHARE lock, a minute or more on a big table).
-        await conn.execute(
-            "DELETE FROM chunks WHERE file_id = ANY($1::bigint[])",
-            file_ids,
-            timeout=LONG_STATEMENT_TIMEOUT,
-        )
+        await remove_chunks(conn, project_id, file_ids)
         if chunks:
             await conn.copy_records_to_table(
                 "chunks",
@@ -343,6 +365,243 @@ async def write_files(
                 records=[(project_id, file_ids[index], *record) for index, record in chunks],
                 timeout=LONG_STATEMENT_TIMEOUT,
             )
+            await add_lexical(conn, project_id, file_ids, len(chunks))
+
+
+# --- the lexical index (BM25) and the project's counts ---------------------------
+# A chunk's terms are ``to_tsvector('english', search_text)``: search_text holds
+# the identifier words (chunker.lexical_text), Postgres drops English stop-words
+# and stems; a lexeme's term frequency is its number of positions. The same
+# expression over the same immutable text gives the same terms again when a
+# chunk is removed, so postings need no index by chunk.
+_CHUNK_TERMS = """
+    SELECT c.id AS chunk_id, u.lexeme,
+           least(coalesce(array_length(u.positions, 1), 1), 32767) AS tf
+    FROM chunks c CROSS JOIN LATERAL unnest(to_tsvector('english', c.search_text)) AS u
+    WHERE c.file_id = ANY($2::bigint[])
+"""
+
+_ADD_LEXICAL_SQL = f"""
+WITH lex AS MATERIALIZED ({_CHUNK_TERMS}),
+lens AS (SELECT chunk_id, least(sum(tf), 32767)::int AS dl FROM lex GROUP BY chunk_id),
+terms AS (
+    INSERT INTO lexical_terms AS t (project_id, term, df)
+    SELECT $1, lexeme, count(*) FROM lex GROUP BY lexeme
+    ON CONFLICT (project_id, term) DO UPDATE SET df = t.df + excluded.df
+    RETURNING t.term_id, t.term
+),
+postings AS (
+    INSERT INTO lexical_postings (term_id, chunk_id, tf, dl)
+    SELECT terms.term_id, lex.chunk_id, lex.tf, lens.dl
+    FROM lex JOIN terms ON terms.term = lex.lexeme JOIN lens USING (chunk_id)
+)
+UPDATE project_stats SET chunks = chunks + $3,
+       lexical_docs = lexical_docs + (SELECT count(*) FROM lens),
+       lexical_length = lexical_length + (SELECT coalesce(sum(dl), 0) FROM lens)
+WHERE project_id = $1
+"""  # noqa: S608 - fixed text
+
+_REMOVE_LEXICAL_SQL = f"""
+WITH gone AS MATERIALIZED ({_CHUNK_TERMS}),
+terms AS MATERIALIZED (
+    SELECT t.term_id, t.term FROM lexical_terms t
+    WHERE t.project_id = $1 AND t.term IN (SELECT lexeme FROM gone)
+),
+deleted AS (
+    DELETE FROM lexical_postings p USING gone JOIN terms ON terms.term = gone.lexeme
+    WHERE p.term_id = terms.term_id AND p.chunk_id = gone.chunk_id
+    RETURNING p.term_id, p.chunk_id, p.dl
+),
+df AS (
+    UPDATE lexical_terms t SET df = t.df - d.n
+    FROM (SELECT term_id, count(*) AS n FROM deleted GROUP BY term_id) d
+    WHERE t.term_id = d.term_id
+),
+docs AS (SELECT DISTINCT chunk_id, dl FROM deleted)
+SELECT count(*) AS docs, coalesce(sum(dl), 0) AS length FROM docs
+"""  # noqa: S608 - fixed text
+
+
+async def remove_chunks(conn: asyncpg.Connection, project_id: str, file_ids: Sequence[int]) -> None:
+    """Delete these files' chunks with their postings, document frequencies and counts
+    (in the caller's transaction)."""
+    if not file_ids:
+        return
+    ids = list(file_ids)
+    removed = await conn.fetchrow(_REMOVE_LEXICAL_SQL, project_id, ids)
+    counts = await conn.fetchrow(
+        "SELECT count(*) AS chunks, count(embedding) AS embedded FROM chunks "
+        "WHERE file_id = ANY($1::bigint[])",
+        ids,
+    )
+    await conn.execute(
+        "DELETE FROM chunks WHERE file_id = ANY($1::bigint[])",
+        ids,
+        timeout=LONG_STATEMENT_TIMEOUT,
+    )
+    await conn.execute(
+        "UPDATE project_stats SET chunks = chunks - $2, embedded = embedded - $3, "
+        "lexical_docs = lexical_docs - $4, lexical_length = lexical_length - $5 "
+        "WHERE project_id = $1",
+        project_id,
+        counts["chunks"],
+        counts["embedded"],
+        removed["docs"],
+        removed["length"],
+    )
+
+
+async def add_lexical(
+    conn: asyncpg.Connection, project_id: str, file_ids: Sequence[int], new_chunks: int
+) -> None:
+    """Postings, document frequencies and counts of these files' chunks (just written)."""
+    await conn.execute(
+        _ADD_LEXICAL_SQL, project_id, list(file_ids), new_chunks, timeout=LONG_STATEMENT_TIMEOUT
+    )
+
+
+async def delete_lexical_terms(conn: asyncpg.Connection, project_id: str) -> None:
+    await conn.execute(
+        "DELETE FROM lexical_postings WHERE term_id IN "
+        "(SELECT term_id FROM lexical_terms WHERE project_id = $1)",
+        project_id,
+        timeout=LONG_STATEMENT_TIMEOUT,
+    )
+    await conn.execute("DELETE FROM lexical_terms WHERE project_id = $1", project_id)
+
+
+async def wipe_project_index(conn: asyncpg.Connection, project_id: str) -> None:
+    """Every file, chunk, vector and term of a project; the project row stays."""
+    async with conn.transaction():
+        await delete_lexical_terms(conn, project_id)
+        await conn.execute(
+            "DELETE FROM files WHERE project_id = $1", project_id, timeout=LONG_STATEMENT_TIMEOUT
+        )
+        await conn.execute(
+            "UPDATE project_stats SET chunks = 0, embedded = 0, lexical_docs = 0, "
+            "lexical_length = 0, lexical_ready = true WHERE project_id = $1",
+            project_id,
+        )
+
+
+async def rebuild_lexical(conn: asyncpg.Connection, project_id: str) -> int:
+    """Build the lexical index of a project indexed before it existed (its chunks
+    and vectors stay). Returns the chunks indexed."""
+    async with conn.transaction():
+        await delete_lexical_terms(conn, project_id)
+        await conn.execute(
+            "UPDATE project_stats SET lexical_docs = 0, lexical_length = 0 WHERE project_id = $1",
+            project_id,
+        )
+        file_ids = [
+            row["id"]
+            for row in await conn.fetch("SELECT id FROM files WHERE project_id = $1", project_id)
+        ]
+        await add_lexical(conn, project_id, file_ids, 0)
+        await conn.execute(
+            "UPDATE project_stats SET lexical_ready = true WHERE project_id = $1", project_id
+        )
+        value: int = await conn.fetchval(
+            "SELECT lexical_docs FROM project_stats WHERE project_id = $1", project_id
+        )
+        return value
+
+
+@dataclass(frozen=True)
+class ProjectStats:
+    chunks: int
+    embedded: int
+    lexical_docs: int
+    lexical_length: int
+    lexical_ready: bool
+
+    @property
+    def semantic_coverage(self) -> float:
+        """Share of the project's chunks that have a vector (1.0 for an empty project)."""
+        return round(min(self.embedded / self.chunks, 1.0), 4) if self.chunks else 1.0
+
+    @property
+    def average_length(self) -> float:
+        return self.lexical_length / self.lexical_docs if self.lexical_docs else 0.0
+
+
+async def get_project_stats(conn: asyncpg.Connection, project_id: str) -> ProjectStats:
+    row = await conn.fetchrow(
+        "SELECT chunks, embedded, lexical_docs, lexical_length, lexical_ready "
+        "FROM project_stats WHERE project_id = $1",
+        project_id,
+    )
+    if row is None:
+        return ProjectStats(0, 0, 0, 0, True)
+    return ProjectStats(
+        int(row["chunks"]),
+        int(row["embedded"]),
+        int(row["lexical_docs"]),
+        int(row["lexical_length"]),
+        bool(row["lexical_ready"]),
+    )
+
+
+# --- embedding after the lexical index -------------------------------------------
+@dataclass(frozen=True)
+class ChunkToEmbed:
+    id: int
+    rel_path: str
+    symbol: str | None
+    content: str
+
+
+async def count_unembedded(conn: asyncpg.Connection, project_id: str) -> int:
+    value: int = await conn.fetchval(
+        "SELECT count(*) FROM chunks WHERE project_id = $1 AND embedding IS NULL", project_id
+    )
+    return value
+
+
+async def next_to_embed(
+    conn: asyncpg.Connection, project_id: str, limit: int
+) -> list[ChunkToEmbed]:
+    """The next chunks to embed, in ``embed_rank`` order (source code first)."""
+    rows = await conn.fetch(
+        "SELECT id, rel_path, symbol, content FROM chunks "
+        "WHERE project_id = $1 AND embedding IS NULL ORDER BY embed_rank, id LIMIT $2",
+        project_id,
+        limit,
+    )
+    return [ChunkToEmbed(r["id"], r["rel_path"], r["symbol"], r["content"]) for r in rows]
+
+
+async def write_embeddings(
+    conn: asyncpg.Connection,
+    project_id: str,
+    dimension: int,
+    chunk_ids: Sequence[int],
+    vectors: Sequence[Sequence[float]],
+) -> int:
+    """Store vectors of chunks still waiting for one; returns how many were stored
+    (a chunk deleted or re-written meanwhile is skipped)."""
+    async with conn.transaction():
+        written: int = await conn.fetchval(
+            "WITH v AS (SELECT * FROM unnest($2::bigint[], $3::text[]) AS v(id, vec)), "
+            "u AS (UPDATE chunks c SET embedding = v.vec::vector FROM v "
+            "WHERE c.id = v.id AND c.project_id = $1 AND c.embedding IS NULL "
+            "AND c.embedding_dim = $4 RETURNING 1) SELECT count(*) FROM u",
+            project_id,
+            list(chunk_ids),
+            [_vector_text(v) for v in vectors],
+            int(dimension),
+            timeout=LONG_STATEMENT_TIMEOUT,
+        )
+        await conn.execute(
+            "UPDATE project_stats SET embedded = embedded + $2 WHERE project_id = $1",
+            project_id,
+            written,
+        )
+    return written
+
+
+def _vector_text(vector: Sequence[float]) -> str:
+    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
 
 
 # --- jobs -----------------------------------------------------------------------
@@ -354,6 +613,8 @@ JOB_COUNTERS = (
     "files_skipped",
     "files_deleted",
     "chunks_created",
+    "chunks_to_embed",
+    "chunks_embedded",
 )
 
 

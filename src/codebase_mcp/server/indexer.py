@@ -14,6 +14,7 @@ import errno
 import hashlib
 import logging
 import os
+import re
 import stat
 import time
 import uuid
@@ -29,8 +30,8 @@ from codebase_mcp.server.chunker import (
     Chunk,
     Chunker,
     embedding_text,
-    identifier_words,
     language_for,
+    lexical_text,
 )
 from codebase_mcp.server.config import ServerSettings
 from codebase_mcp.server.embeddings import Embedder
@@ -201,7 +202,14 @@ class Indexer:
         report: ProgressSink,
         progress: Progress | None = None,
     ) -> Progress:
-        """Index ``root`` (container path) into ``project_id``; ``report`` may raise JobStopped."""
+        """Index ``root`` (container path) into ``project_id``; ``report`` may raise JobStopped.
+
+        Two phases: every changed file is read, chunked and written with its
+        lexical index (searchable from the first batch), then the chunks still
+        without a vector are embedded in batches (``embed_rank`` order). A job
+        stopped during the second phase leaves a searchable lexical index; the
+        next job of the project embeds what is left.
+        """
         progress = progress or Progress()
         counters = progress.counters
         started = time.perf_counter()
@@ -223,15 +231,20 @@ class Indexer:
             if reason.startswith("unreadable"):
                 progress.error(rel_path, reason)
 
+        dimension = await self._dimension(project)
         async with self.pool.acquire() as conn:
             if force:
-                await conn.execute(
-                    "DELETE FROM files WHERE project_id = $1 AND repo_root = $2", project_id, root
-                )
+                await db.delete_repository(conn, project_id, root)
+            elif project is not None:
+                stats = await db.get_project_stats(conn, project_id)
+                if not stats.lexical_ready:  # indexed before the lexical index existed
+                    t = time.perf_counter()
+                    await db.rebuild_lexical(conn, project_id)
+                    progress.add_time("lexical_rebuild_s", time.perf_counter() - t)
             indexed = await db.file_hashes(conn, project_id, root)
             present = {f.rel_path for f in walk.files}
             gone = [file_id for rel, (file_id, _) in indexed.items() if rel not in present]
-            await db.delete_files(conn, gone)
+            await db.delete_files(conn, project_id, gone)
         counters["files_deleted"] = len(gone)
         known = {rel: digest for rel, (_, digest) in indexed.items()}
         await report(progress)
@@ -239,8 +252,10 @@ class Indexer:
         bulk = BulkLoad(first_index=not indexed, total_bytes=sum(f.size for f in walk.files))
         try:
             await self._index_files(
-                project_id, root, force, walk.files, known, report, progress, bulk
+                project_id, root, force, walk.files, known, report, progress, dimension
             )
+            progress.add_time("lexical_ready_s", time.perf_counter() - started)
+            await self._embed_pending(project_id, dimension, report, progress, bulk)
         except asyncio.CancelledError:
             # Shutting down: no index build now; the next job (or a worker that
             # recovers this one) builds it. Closing the connection frees the lock too.
@@ -258,6 +273,15 @@ class Indexer:
         await report(progress)
         return progress
 
+    async def _dimension(self, project: db.Project | None) -> int:
+        """The vector length chunks are written with: the project's (same model,
+        also under force_reindex), or (new project, other model) what the
+        embedder answers for one probe."""
+        if project is not None and project.embedding_model == self.embedder.model:
+            return int(project.embedding_dim)
+        (vector,) = await self.embedder.embed_documents([DIMENSION_PROBE])
+        return len(vector)
+
     async def _index_files(
         self,
         project_id: str,
@@ -267,7 +291,7 @@ class Indexer:
         known: dict[str, str],
         report: ProgressSink,
         progress: Progress,
-        bulk: BulkLoad,
+        dimension: int,
     ) -> None:
         counters = progress.counters
         batch_files = self.settings.write_batch_files
@@ -286,31 +310,68 @@ class Indexer:
             for rel_path, reason in outcome.failed:
                 progress.error(rel_path, reason)
             for item in outcome.prepared:
-                bulk.bytes_prepared += item.entry.size
-                bulk.chunks_prepared += len(item.chunks)
                 pending.append(item)
                 pending_chunks += len(item.chunks)
                 if pending_chunks >= chunk_budget:
                     # Report first: a cancel (or delete_project) must stop us before
                     # the next write can re-create a deleted project.
                     await report(progress)
-                    await self._flush(project_id, root, pending, progress, replace_model, bulk)
+                    await self._write(project_id, root, pending, progress, replace_model, dimension)
                     replace_model = False
                     pending, pending_chunks = [], 0
             await report(progress)
         if pending:
             await report(progress)
-            await self._flush(project_id, root, pending, progress, replace_model, bulk)
+            await self._write(project_id, root, pending, progress, replace_model, dimension)
+
+    async def _embed_pending(
+        self,
+        project_id: str,
+        dimension: int,
+        report: ProgressSink,
+        progress: Progress,
+        bulk: BulkLoad,
+    ) -> None:
+        """Embed the project's chunks that have no vector yet, a batch at a time
+        (small batches: progress, cancels and the heartbeat move every few seconds)."""
+        counters = progress.counters
+        async with self.pool.acquire() as conn:
+            if await db.get_project(conn, project_id) is None:
+                return  # nothing was written (an empty repository)
+            counters["chunks_to_embed"] = await db.count_unembedded(conn, project_id)
+        counters["chunks_embedded"] = 0
+        await report(progress)
+        batch_size = self.settings.embed_batch_size
+        while counters["chunks_embedded"] < counters["chunks_to_embed"]:
+            async with self.pool.acquire() as conn:
+                batch = await db.next_to_embed(conn, project_id, batch_size)
+            if not batch:
+                break
+            texts = [embedding_text(c.rel_path, Chunk(0, 0, c.content, c.symbol)) for c in batch]
+            t = time.perf_counter()
+            vectors = await self.embedder.embed_documents(texts)
+            progress.add_time("embed_s", time.perf_counter() - t)
+            await self._maybe_defer_index(project_id, dimension, progress, bulk)
+            t = time.perf_counter()
+            async with self.pool.acquire() as conn:
+                written = await db.write_embeddings(
+                    conn, project_id, dimension, [c.id for c in batch], vectors
+                )
+            progress.add_time("vector_write_s", time.perf_counter() - t)
+            counters["chunks_embedded"] += written
+            await report(progress)
+            if not written:  # rows changed under us (another model?): stop, never spin
+                break
 
     async def _maybe_defer_index(
-        self, project_id: str, dimension: int, progress: Progress, bulk: BulkLoad, batch_chunks: int
+        self, project_id: str, dimension: int, progress: Progress, bulk: BulkLoad
     ) -> None:
-        """Decide once, at the second write (the first one measured a live insert)."""
-        written = progress.counters["chunks_created"]
+        """Decide once, at the second vector write (the first one measured a live insert)."""
+        written = progress.counters["chunks_embedded"]
         if bulk.decided or not written or dimension > db.MAX_INDEXED_DIMENSION:
             return
         bulk.decided = True
-        remaining = bulk.remaining_chunks(written)
+        remaining = progress.counters["chunks_to_embed"] - written
         if not (self.settings.defer_index_min_chunks and bulk.first_index):
             return
         async with self.pool.acquire() as conn:
@@ -321,8 +382,9 @@ class Indexer:
             first_index=bulk.first_index,
             remaining_chunks=remaining,
             other_rows=other_rows,
-            embed_s_per_chunk=timings.get("embed_s", 0.0) / (written + batch_chunks),
-            write_s_per_chunk=timings.get("write_s", 0.0) / written,
+            embed_s_per_chunk=timings.get("embed_s", 0.0)
+            / (written + self.settings.embed_batch_size),
+            write_s_per_chunk=timings.get("vector_write_s", 0.0) / written,
         ):
             return
         conn = await self.pool.acquire()
@@ -336,7 +398,7 @@ class Indexer:
             return
         bulk.dimension, bulk.lock_conn = dimension, conn
         log.info(
-            "project %s: loading about %d chunks without the HNSW index (built at the end)",
+            "project %s: embedding about %d chunks without the HNSW index (built at the end)",
             project_id,
             remaining,
         )
@@ -353,7 +415,8 @@ class Indexer:
     async def _finish(self, project_id: str, bulk: BulkLoad, progress: Progress) -> None:
         """Build the index a bulk load dropped (or one a dead bulk load left
         missing), then refresh the statistics after a big write (the planner
-        and full-text search's word frequencies read them)."""
+        reads them; VACUUM marks the postings' pages all-visible, so BM25 reads
+        them by index-only scans)."""
         deferred = bulk.dimension
         await self._release_bulk(bulk)
         async with self.pool.acquire() as conn:
@@ -369,32 +432,30 @@ class Indexer:
                 )
                 if built:
                     progress.add_time("vector_index_s", time.perf_counter() - t)
-            if project is not None and progress.counters["chunks_created"] >= ANALYZE_AFTER_CHUNKS:
+            written = progress.counters["chunks_created"] + progress.counters["chunks_embedded"]
+            if project is not None and written >= ANALYZE_AFTER_CHUNKS:
                 t = time.perf_counter()
                 await conn.execute("ANALYZE chunks", timeout=db.LONG_STATEMENT_TIMEOUT)
+                # Not chunks: its vacuum walks the whole HNSW graph of every project.
+                await conn.execute(
+                    "VACUUM (ANALYZE) lexical_postings, lexical_terms",
+                    timeout=db.LONG_STATEMENT_TIMEOUT,
+                )
                 progress.add_time("analyze_s", time.perf_counter() - t)
 
-    async def _flush(
+    async def _write(
         self,
         project_id: str,
         root: str,
         batch: list[Prepared],
         progress: Progress,
         replace_model: bool,
-        bulk: BulkLoad | None = None,
+        dimension: int,
     ) -> None:
-        texts = [embedding_text(p.entry.rel_path, c) for p in batch for c in p.chunks]
-        t = time.perf_counter()
-        vectors = await self.embedder.embed_documents(texts) if texts else []
-        progress.add_time("embed_s", time.perf_counter() - t)
-        if bulk is not None and vectors:
-            await self._maybe_defer_index(project_id, len(vectors[0]), progress, bulk, len(texts))
-
+        """Write files and chunks (no vectors yet) with their lexical index."""
         t = time.perf_counter()
         files: list[db.FileRow] = []
         records: list[tuple[int, tuple[Any, ...]]] = []
-        position = 0
-        dimension = len(vectors[0]) if vectors else None
         for index, item in enumerate(batch):
             rel = item.entry.rel_path
             files.append(
@@ -408,10 +469,9 @@ class Indexer:
                 )
             )
             extension = _extension(rel)
+            rank = embed_rank(rel, item.language)
             for chunk in item.chunks:
-                vector = vectors[position]
-                position += 1
-                search_text = f"{rel.replace('/', ' ')} {identifier_words(chunk.content)}"
+                search_text = lexical_text(rel, chunk.symbol, chunk.content)
                 records.append(
                     (
                         index,
@@ -425,27 +485,45 @@ class Indexer:
                             chunk.symbol,
                             chunk.content,
                             search_text[:100_000],
-                            len(vector),
-                            vector,
+                            dimension,
+                            rank,
                         ),
                     )
                 )
         async with self.pool.acquire() as conn:
-            if dimension is not None:
-                async with conn.transaction():
-                    await db.ensure_project(
-                        conn, project_id, self.embedder.model, dimension, replace=replace_model
-                    )
-            elif await db.get_project(conn, project_id) is None:
-                # Nothing to embed in this batch and no project yet: files wait for one.
-                progress.counters["files_scanned"] += len(batch)
-                progress.counters["files_indexed"] += len(batch)
-                return
+            async with conn.transaction():
+                await db.ensure_project(
+                    conn, project_id, self.embedder.model, dimension, replace=replace_model
+                )
             await db.write_files(conn, project_id, root, files, records)
         progress.add_time("write_s", time.perf_counter() - t)
         progress.counters["files_scanned"] += len(batch)
         progress.counters["files_indexed"] += len(batch)
         progress.counters["chunks_created"] += len(records)
+
+
+# What the embedder is asked once to learn the vector length of a new project.
+DIMENSION_PROBE = "codebase-mcp dimension probe"
+
+_TEST_PATH = re.compile(
+    r"(^|/)(tests?|testing|spec|specs|__tests__|testdata|fixtures?|examples?|benchmarks?|"
+    r"bench|e2e|vendor|third_party)(/|$)|(^|/)(test_[^/]*|[^/]*_test\.[a-z]+|"
+    r"[^/]*\.(test|spec)\.[a-z]+|conftest\.py)$"
+)
+_CODE_LANGUAGES = frozenset(
+    {"python", "javascript", "typescript", "tsx", "go", "rust", "java", "c", "cpp", "csharp",
+     "ruby", "php", "kotlin", "swift", "scala", "shell", "sql"}
+)  # fmt: skip
+
+
+def embed_rank(rel_path: str, language: str | None) -> int:
+    """Embedding order: 0 source code, 1 docs and other text, 2 tests, examples,
+    benchmarks and vendored code. Most searches ask for library code (in the
+    eval, the answer is a source file for most queries): its vectors come first,
+    while tests, which are many and mostly repeat what they test, come last."""
+    if _TEST_PATH.search(rel_path.lower()):
+        return 2
+    return 0 if language in _CODE_LANGUAGES else 1
 
 
 def describe_error(exc: BaseException) -> str:

@@ -161,3 +161,38 @@ class Worker:
                 stop.set_result("lost")
             elif answer and not stop.done():
                 stop.set_result("cancelled")
+
+
+def progress_fields(job: dict[str, Any]) -> dict[str, Any]:
+    """Lexical and semantic progress of a job, for its status.
+
+    ``lexical_progress``: files done of the files found (chunks and their lexical
+    index written: searchable); ``semantic_progress``: chunks embedded of those
+    that needed a vector when the embedding phase began; ``phase``: "lexical"
+    (files being written), "embedding", or "done".
+    """
+    total = job.get("files_total") or 0
+    done = job.get("files_indexed", 0) + job.get("files_unchanged", 0) + job.get("files_skipped", 0)
+    to_embed = int(job.get("chunks_to_embed") or 0)
+    embedded = int(job.get("chunks_embedded") or 0)
+    finished = job.get("status") == "completed"
+    lexical = 1.0 if finished else (round(min(done / total, 1.0), 4) if total else 0.0)
+    embedding = lexical >= 1.0 and (to_embed > 0 or embedded > 0)
+    if finished:
+        semantic = 1.0
+    elif to_embed:
+        semantic = round(min(embedded / to_embed, 1.0), 4)
+    else:
+        semantic = 0.0
+    phase = (
+        "done"
+        if job.get("status") not in ("pending", "running")
+        else ("embedding" if embedding else "lexical")
+    )
+    return {
+        "phase": phase,
+        "lexical_progress": lexical,
+        "semantic_progress": semantic,
+        "chunks_to_embed": to_embed,
+        "chunks_embedded": embedded,
+    }

@@ -1,40 +1,42 @@
-"""Search: HNSW vector search, full-text search over identifiers, and their fusion.
+"""Search: HNSW vector search, BM25 over identifier words, and their fusion.
 
 Vector search orders by inner product on normalised vectors (``<#>``, the
 cheapest exact ordering for cosine) over a partial HNSW index per dimension;
 ``hnsw.iterative_scan = relaxed_order`` keeps filtered queries (one project,
-one file type, one directory) from returning too few rows. Full-text search
-ranks identifier words (``parse_config`` -> ``parse config``) with
-``ts_rank_cd``. Hybrid mode fuses the two rankings with reciprocal rank fusion
-(RRF, k = 60). Whether hybrid helps is measured in ``eval/``.
+one file type, one directory) from returning too few rows. Only chunks that
+already have a vector take part: a project is searchable while it embeds.
 
-Full-text cost is the number of chunks ranked: ``ts_rank_cd`` reads each
-match, and a common word (*self*, *config*, *implement*) matches a large part
-of a code base. So the query is planned first (:func:`plan_text_query`): the
-words are sorted by how many chunks contain them (Postgres' own statistics,
-:class:`TermStats`) and only the rarest ones, up to an estimated
-``max_cost`` chunks, select the rows; every word still counts in their rank.
-The ranking reads ids only; content and similarity are read for the rows kept.
+Lexical search is BM25 computed in SQL from the statistics the indexer keeps
+per project (``lexical_terms``: document frequency per term; ``project_stats``:
+N and the total length; ``lexical_postings``: term frequency and chunk length
+per term and chunk, one index range scan per term). A query term's postings
+are read only if the rarest terms so far fit ``max_cost`` postings; the
+commoner terms (low idf) still add their part to the candidates those select,
+by point lookups. Hybrid mode fuses the two rankings (:func:`fuse`): weighted
+reciprocal rank fusion by default, chosen on the eval (``eval/``).
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
+import math
 import re
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import asyncpg
 
-from codebase_mcp.errors import InvalidToolInput, NotFound
+from codebase_mcp.errors import CodebaseMcpError, InvalidToolInput, NotFound
 from codebase_mcp.server import db
-from codebase_mcp.server.chunker import identifier_words
+from codebase_mcp.server.chunker import lexical_text
+from codebase_mcp.server.embeddings import Embedder
 
+SEARCH_MODES = ("vector", "lexical", "hybrid")
+SearchMode = Literal["vector", "lexical", "hybrid"]
 RRF_K = 60
 MAX_QUERY_CHARS = 4000
-_WORD = re.compile(r"^[a-z0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,10 @@ class Hit:
     end_line: int
     symbol: str | None
     content: str
-    similarity: float
+    similarity: float  # cosine with the query; 0.0 when the chunk has no vector yet
     score: float = 0.0
+    bm25: float | None = None  # lexical score, when the lexical half found it
+    embedded: bool = True
 
 
 def validate_query(query: str, limit: int, max_limit: int) -> str:
@@ -88,173 +92,87 @@ def normalise_file_type(file_type: str | None) -> str | None:
     return value
 
 
-def query_words(query: str) -> list[str]:
-    """The query's words and identifier parts (``parseConfig`` -> parseconfig parse config)."""
-    words = [w for w in identifier_words(query).split() if _WORD.match(w) and len(w) > 1]
-    return list(dict.fromkeys(words))
-
-
-def tsquery_text(query: str) -> str:
-    """OR of the query's words and identifier parts (natural-language queries rarely
-    contain every word of the code they want)."""
-    return " | ".join(query_words(query))
-
-
-# --- planning the full-text query ------------------------------------------------
-# What reading a matching chunk of ANOTHER project costs, relative to ranking one
-# of this project (a heap visit, ~2 us, vs ts_rank_cd, ~8 us, measured): the GIN
-# index is over all projects, the project filter comes after.
-VISIT_COST = 0.25
-
-
-@dataclass(frozen=True)
-class TermStats:
-    """How common lexemes and projects are in ``chunks``, from ANALYZE's statistics.
-
-    ``freqs`` is Postgres' most-common-elements list of ``tsv`` (the ~1,000
-    commonest lexemes and the fraction of rows holding each); a lexeme missing
-    from it is rarer than all of them and is given half the smallest listed
-    frequency, as the planner does. ``shares``: the fraction of rows of each
-    common project. Before the first ANALYZE there are no lists: every word
-    counts as rare and the query is the plain OR of all words.
-    """
-
-    rows: float = 0.0
-    freqs: Mapping[str, float] = field(default_factory=dict)
-    shares: Mapping[str, float] = field(default_factory=dict)
-
-    @functools.cached_property
-    def floor(self) -> float:
-        return min(self.freqs.values()) / 2 if self.freqs else 0.0
-
-    def estimate(self, lexeme: str) -> float:
-        """Estimated number of chunks (all projects) containing ``lexeme``."""
-        return self.freqs.get(lexeme, self.floor) * self.rows
-
-    def cost(self, lexeme: str, project_id: str) -> float:
-        """Work to match ``lexeme`` in one project, in chunks ranked."""
-        return self.estimate(lexeme) * (VISIT_COST + self.shares.get(project_id, 0.0))
-
-
-@dataclass(frozen=True)
-class TextPlan:
-    """A full-text query: ``match`` selects the chunks, ``rank`` orders them."""
-
-    match: str  # tsquery text
-    rank: str  # tsquery text: every query word
-    kind: Literal["any", "rarest", "all"]
-    cost: float  # estimated, in chunks ranked
-
-
-def _quote(lexeme: str) -> str:
-    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def plan_text_query(
-    lexemes: Sequence[str], stats: TermStats, project_id: str, max_cost: int
-) -> TextPlan | None:
-    """Choose the words that select the chunks to rank, so that about ``max_cost``
-    chunks at most are ranked (reading and ranking them is what costs).
-
-    - "any": every word fits, the OR of all of them (small projects, rare words);
-    - "rarest": the OR of the rarest words that fit. A chunk holding only common
-      words (*self*, *config*, *implement*) would rank low anyway; every word
-      still counts in the rank of the chunks selected;
-    - "all": even the rarest word is too common: chunks holding every word, if
-      they are estimated to fit (independence is optimistic for words that go
-      together; the time budget still bounds a bad estimate);
-    - None: nothing fits, the words do not narrow the search down, and hybrid
-      search uses the vector ranking alone.
-    ``max_cost`` <= 0 disables the cap ("any").
-    """
-    unique = list(dict.fromkeys(lexemes))
-    if not unique:
-        return None
-    ordered = sorted(unique, key=stats.estimate)  # stable: ties keep the given order
-    rank = " | ".join(map(_quote, ordered))
-    chosen: list[str] = []
-    total = 0.0
-    for lexeme in ordered:
-        cost = stats.cost(lexeme, project_id)
-        if max_cost > 0 and total + cost > max_cost:
-            break
-        chosen.append(lexeme)
-        total += cost
-    if len(chosen) == len(ordered):
-        return TextPlan(rank, rank, "any", total)
-    if chosen:
-        return TextPlan(" | ".join(map(_quote, chosen)), rank, "rarest", total)
-    if len(ordered) > 1:
-        share = 1.0
-        for lexeme in ordered:
-            share *= stats.estimate(lexeme) / stats.rows
-        cost = stats.rows * share * (VISIT_COST + stats.shares.get(project_id, 0.0))
-        if cost <= max_cost:
-            return TextPlan(" & ".join(map(_quote, ordered)), rank, "all", cost)
-    return None
-
-
-_TERM_STATS_SQL = """
-SELECT c.reltuples::float8 AS rows,
-       t.most_common_elems::text::text[] AS lexemes,
-       t.most_common_elem_freqs::float8[] AS lexeme_freqs,
-       p.most_common_vals::text::text[] AS projects,
-       p.most_common_freqs::float8[] AS project_freqs
-FROM pg_class c
-LEFT JOIN pg_stats t
-       ON t.schemaname = current_schema() AND t.tablename = 'chunks' AND t.attname = 'tsv'
-LEFT JOIN pg_stats p
-       ON p.schemaname = current_schema() AND p.tablename = 'chunks' AND p.attname = 'project_id'
-WHERE c.oid = 'chunks'::regclass
-"""
-
-
-async def fetch_term_stats(conn: asyncpg.Connection) -> TermStats:
-    row = await conn.fetchrow(_TERM_STATS_SQL)
-    if row is None:
-        return TermStats()
-    lexemes = row["lexemes"] or []
-    projects = row["projects"] or []
-    # The element frequencies end with extra entries (min, max): pair by position.
-    freqs = dict(zip(lexemes, (row["lexeme_freqs"] or [])[: len(lexemes)], strict=True))
-    shares = dict(zip(projects, (row["project_freqs"] or [])[: len(projects)], strict=True))
-    return TermStats(rows=max(float(row["rows"]), 0.0), freqs=freqs, shares=shares)
+def query_text(query: str) -> str:
+    """The query as the lexical index sees a chunk (identifier words and parts)."""
+    return lexical_text("", None, query)
 
 
 class TermStatsCache:
-    """Statistics fetched at most every ``ttl`` seconds (they change with ANALYZE).
-
-    Reading them costs a few milliseconds (1,000 lexemes through ``pg_stats``):
-    too much to pay on every query of a 50 ms budget. ``ttl`` 0 reads every time.
-    """
+    """Kept for callers that pass one; BM25 reads exact per-project statistics
+    from ``lexical_terms`` and ``project_stats`` with each query (one indexed
+    lookup), so there is nothing to cache any more."""
 
     def __init__(self, ttl: float = 60.0) -> None:
         self.ttl = ttl
-        self._stats: TermStats | None = None
-        self._fetched = 0.0
-
-    async def get(self, conn: asyncpg.Connection) -> TermStats:
-        now = time.monotonic()
-        if self._stats is None or self.ttl <= 0 or now - self._fetched > self.ttl:
-            self._stats = await fetch_term_stats(conn)
-            self._fetched = now
-        return self._stats
 
 
-def _filter_sql(filters: Filters, first_param: int) -> tuple[str, list[Any]]:
+@dataclass(frozen=True)
+class Bm25:
+    k1: float = 1.2
+    b: float = 0.4
+
+
+@dataclass(frozen=True)
+class QueryTerm:
+    term_id: int
+    df: int
+    idf: float
+
+
+@dataclass(frozen=True)
+class LexicalPlan:
+    """Which terms select the candidates (their postings are read) and which only
+    add to the candidates' scores (point lookups)."""
+
+    select: list[QueryTerm]
+    extra: list[QueryTerm]
+
+    @property
+    def cost(self) -> int:
+        return sum(t.df for t in self.select)
+
+
+def idf(docs: int, df: int) -> float:
+    """BM25's idf (the Lucene form, never negative)."""
+    return math.log(1.0 + (docs - df + 0.5) / (df + 0.5))
+
+
+def plan_lexical(terms: Sequence[tuple[int, int]], docs: int, max_cost: int) -> LexicalPlan | None:
+    """``terms``: (term_id, df) of the query's terms found in the project. The
+    rarest terms whose postings add up to at most ``max_cost`` select (always at
+    least the rarest one); the others only add to the candidates' scores.
+    ``max_cost`` <= 0: every term selects."""
+    ordered = sorted(
+        (QueryTerm(tid, df, idf(docs, df)) for tid, df in terms if df > 0),
+        key=lambda t: (t.df, t.term_id),
+    )
+    if not ordered:
+        return None
+    chosen: list[QueryTerm] = []
+    total = 0
+    for term in ordered:
+        if chosen and max_cost > 0 and total + term.df > max_cost:
+            break
+        chosen.append(term)
+        total += term.df
+    return LexicalPlan(chosen, ordered[len(chosen) :])
+
+
+def _filter_sql(filters: Filters, first_param: int, alias: str = "") -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     n = first_param
+    a = alias
     if filters.file_type:
-        clauses.append(f"(extension = ${n} OR language = ${n})")
+        clauses.append(f"({a}extension = ${n} OR {a}language = ${n})")
         params.append(filters.file_type)
         n += 1
     if filters.path_prefix:
-        clauses.append(f"starts_with(path, ${n})")
+        clauses.append(f"starts_with({a}path, ${n})")
         params.append(filters.path_prefix.rstrip("/") + "/")
         n += 1
     if filters.rel_prefix:
-        clauses.append(f"starts_with(rel_path, ${n})")
+        clauses.append(f"starts_with({a}rel_path, ${n})")
         params.append(filters.rel_prefix.strip("/") + "/")
         n += 1
     return "".join(f" AND {c}" for c in clauses), params
@@ -264,6 +182,7 @@ _COLUMNS = "id, path, rel_path, language, start_line, end_line, symbol, content"
 
 
 def _hit(row: asyncpg.Record) -> Hit:
+    similarity = row["similarity"]
     return Hit(
         id=row["id"],
         path=row["path"],
@@ -273,7 +192,8 @@ def _hit(row: asyncpg.Record) -> Hit:
         end_line=row["end_line"],
         symbol=row["symbol"],
         content=row["content"],
-        similarity=float(row["similarity"]),
+        similarity=float(similarity) if similarity is not None else 0.0,
+        embedded=similarity is not None,
     )
 
 
@@ -289,7 +209,8 @@ async def vector_search(
     where, params = _filter_sql(filters, 4)
     sql = (
         f"SELECT {_COLUMNS}, -(embedding::vector({dim}) <#> $1::vector({dim})) AS similarity "  # noqa: S608
-        f"FROM chunks WHERE project_id = $2 AND embedding_dim = {dim}{where} "
+        f"FROM chunks WHERE project_id = $2 AND embedding_dim = {dim} "
+        f"AND embedding IS NOT NULL{where} "
         f"ORDER BY embedding::vector({dim}) <#> $1::vector({dim}) LIMIT $3"
     )
     async with conn.transaction():
@@ -307,80 +228,177 @@ async def vector_search(
     return hits
 
 
-LexicalStatus = Literal["ranked", "no_words", "too_common", "over_budget"]
+LexicalStatus = Literal["ranked", "no_words", "no_match", "over_budget", "not_indexed"]
 
 
 @dataclass
 class TextResult:
     hits: list[Hit]
     status: LexicalStatus
-    plan: TextPlan | None = None
+    plan: LexicalPlan | None = None
+
+
+_TERMS_SQL = """
+SELECT t.term_id, t.df, s.lexical_docs, s.lexical_length, s.lexical_ready
+FROM project_stats s LEFT JOIN lexical_terms t
+     ON t.project_id = s.project_id AND t.df > 0
+    AND t.term IN (SELECT lexeme FROM unnest(to_tsvector('english', $2)))
+WHERE s.project_id = $1
+"""
+
+# BM25 of the selecting terms over their postings (one index range scan each),
+# top $6 candidates; then the other terms' part for those candidates only (point
+# lookups of (term, chunk)); then content and similarity of the rows kept.
+# The parameters are cast: Postgres would otherwise type them from the integer
+# columns they meet (k1 = 1.2 sent as a smallint).
+_BM25_PART = (
+    "q.idf * p.tf * ($3::float8 + 1) / "
+    "(p.tf + $3::float8 * (1 - $4::float8 + $4::float8 * p.dl / $5::float8))"
+)
+
+
+def _bm25_sql(dim: int | None, where: str, filtered: bool) -> str:
+    similarity = (
+        f"CASE WHEN c.embedding IS NULL THEN NULL "
+        f"ELSE -(c.embedding::vector({dim}) <#> $9::vector({dim})) END"
+        if dim
+        else "CASE WHEN $9::vector IS NULL THEN NULL::float8 END"
+    )
+    join = "JOIN chunks c ON c.id = p.chunk_id " if filtered else ""
+    return (
+        "WITH q AS (SELECT * FROM unnest($1::int[], $2::float8[]) AS q(term_id, idf)), "  # noqa: S608
+        "x AS (SELECT * FROM unnest($7::int[], $8::float8[]) AS x(term_id, idf)), "
+        f"cand AS (SELECT p.chunk_id, sum({_BM25_PART}) AS score "
+        f"FROM q JOIN lexical_postings p ON p.term_id = q.term_id {join}"
+        f"WHERE true{where} "
+        "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT $6), "
+        f"extra AS (SELECT cand.chunk_id, sum({_BM25_PART.replace('q.', 'x.')}) AS score "
+        "FROM cand CROSS JOIN x JOIN lexical_postings p "
+        "ON p.term_id = x.term_id AND p.chunk_id = cand.chunk_id GROUP BY cand.chunk_id), "
+        "top AS (SELECT cand.chunk_id AS id, cand.score + coalesce(extra.score, 0) AS bm25 "
+        "FROM cand LEFT JOIN extra USING (chunk_id)) "
+        f"SELECT c.id, c.path, c.rel_path, c.language, c.start_line, c.end_line, c.symbol, "
+        f"c.content, top.bm25, {similarity} AS similarity "
+        "FROM top JOIN chunks c ON c.id = top.id ORDER BY top.bm25 DESC, c.id LIMIT $10"
+    )
 
 
 async def text_search(
     conn: asyncpg.Connection,
     project: db.Project,
     query: str,
-    vector: list[float],
+    vector: list[float] | None,
     filters: Filters,
     limit: int,
     budget_ms: int = 0,
     *,
     max_cost: int = 0,
     term_stats: TermStatsCache | None = None,
+    bm25: Bm25 | None = None,
 ) -> TextResult:
-    words = query_words(query)
+    """BM25 over the project's lexical index (see the module's docstring)."""
+    words = query_text(query)
     if not words:
         return TextResult([], "no_words")
-    dim = int(project.embedding_dim)
+    params = bm25 or Bm25()
     try:
         async with conn.transaction():
-            # The query's lexemes (stemmed as the index is) and, in the same round
-            # trip, settings for the ranking statement (SET LOCAL = set_config(...,
-            # true)): its budget, past which hybrid degrades to vector-only; and a
-            # plan made for its words. The generic plan a prepared statement
-            # falls back to ANDs the GIN matches with a bitmap of every row of
-            # the project (100k rows: p50 26 -> 18 ms, measured).
-            budget = ", set_config('statement_timeout', $2, true)" if budget_ms else ""
-            lexemes: list[str] = await conn.fetchval(
-                "SELECT coalesce(array_agg(lexeme), '{}'), "  # noqa: S608 - fixed text
-                f"set_config('plan_cache_mode', 'force_custom_plan', true){budget} "
-                "FROM unnest(to_tsvector('english', $1))",
-                " ".join(words),
+            # A plan made for these arrays (a generic plan guesses their sizes),
+            # and the budget, past which hybrid answers from vectors alone.
+            budget = ", set_config('statement_timeout', $1, true)" if budget_ms else ""
+            await conn.execute(
+                "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)" + budget,
                 *([str(int(budget_ms))] if budget_ms else []),
             )
-            stats = await (term_stats or TermStatsCache(ttl=0)).get(conn) if max_cost > 0 else None
-            plan = plan_text_query(lexemes, stats or TermStats(), project.id, max_cost)
-            if plan is None:
-                return TextResult([], "too_common" if lexemes else "no_words")
-            where, params = _filter_sql(filters, 6)
-            # Rank ids only (narrow rows), then read content and similarity for
-            # the few rows kept: computing similarity for every match meant
-            # reading every match's vector out of TOAST.
-            sql = (
-                "WITH top AS ("  # noqa: S608 - only the integer dimension is interpolated
-                "SELECT id, ts_rank_cd(tsv, $5::text::tsquery) AS rank FROM chunks "
-                f"WHERE project_id = $2 AND embedding_dim = {dim} "
-                f"AND tsv @@ $4::text::tsquery{where} "
-                "ORDER BY rank DESC, id LIMIT $3) "
-                f"SELECT {_COLUMNS}, -(embedding::vector({dim}) <#> $1::vector({dim})) "
-                "AS similarity FROM top JOIN chunks USING (id) ORDER BY top.rank DESC, id"
+            rows = await conn.fetch(_TERMS_SQL, project.id, words)
+            if not rows:
+                return TextResult([], "not_indexed")
+            first = rows[0]
+            if not first["lexical_ready"]:
+                return TextResult([], "not_indexed")
+            docs, length = int(first["lexical_docs"]), int(first["lexical_length"])
+            found = [(r["term_id"], r["df"]) for r in rows if r["term_id"] is not None]
+            plan = plan_lexical(found, docs, max_cost)
+            if plan is None or not docs:
+                return TextResult([], "no_match")
+            where, fparams = _filter_sql(filters, 11, alias="c.")
+            dim = int(project.embedding_dim) if vector is not None else None
+            sql = _bm25_sql(dim, where, bool(where))
+            candidates = max(limit * 3, 100)
+            result = await conn.fetch(
+                sql,
+                [t.term_id for t in plan.select],
+                [t.idf for t in plan.select],
+                params.k1,
+                params.b,
+                max(length / docs, 1.0),
+                candidates,
+                [t.term_id for t in plan.extra],
+                [t.idf for t in plan.extra],
+                vector,
+                limit,
+                *fparams,
             )
-            rows = await conn.fetch(sql, vector, project.id, limit, plan.match, plan.rank, *params)
     except asyncpg.QueryCanceledError:
         return TextResult([], "over_budget")
-    return TextResult([_hit(row) for row in rows], "ranked", plan)
+    hits = []
+    for row in result:
+        hit = _hit(row)
+        hit.bm25 = float(row["bm25"])
+        hits.append(hit)
+    return TextResult(hits, "ranked", plan)
 
 
-def fuse(rankings: list[list[Hit]], limit: int, k: int = RRF_K) -> list[Hit]:
-    """Reciprocal rank fusion: score = sum over rankings of 1 / (k + rank)."""
+# --- fusion ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fusion:
+    """How hybrid search merges its halves. ``rrf``: sum of weight / (k + rank)
+    (semantic weight ``weight``, lexical ``1 - weight``); ``convex``: ``weight`` x
+    cosine + (1 - weight) x BM25 normalised by the query's best BM25."""
+
+    method: Literal["rrf", "convex"] = "rrf"
+    k: int = 30
+    weight: float = 0.7
+
+
+def fuse(
+    rankings: list[list[Hit]],
+    limit: int,
+    k: int = RRF_K,
+    weights: Sequence[float] | None = None,
+) -> list[Hit]:
+    """Weighted reciprocal rank fusion: score = sum over rankings of w / (k + rank)."""
     by_id: dict[int, Hit] = {}
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    for index, ranking in enumerate(rankings):
+        w = weights[index] if weights else 1.0
         for rank, hit in enumerate(ranking, start=1):
-            by_id.setdefault(hit.id, hit)
-            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (k + rank)
-    ordered = sorted(scores, key=lambda i: (-scores[i], -by_id[i].similarity))
+            kept = by_id.setdefault(hit.id, hit)
+            if hit.bm25 is not None:
+                kept.bm25 = hit.bm25
+            scores[hit.id] = scores.get(hit.id, 0.0) + w / (k + rank)
+    return _ordered(by_id, scores, limit)
+
+
+def fuse_convex(semantic: list[Hit], lexical: list[Hit], limit: int, weight: float) -> list[Hit]:
+    """weight x cosine + (1 - weight) x BM25 / best BM25 (a hit the lexical half did
+    not return counts 0 there; one without a vector counts 0 on the other side)."""
+    by_id: dict[int, Hit] = {}
+    for hit in semantic:
+        by_id.setdefault(hit.id, hit)
+    for hit in lexical:
+        kept = by_id.setdefault(hit.id, hit)
+        kept.bm25 = hit.bm25
+    best = max((h.bm25 or 0.0 for h in lexical), default=0.0) or 1.0
+    scores = {
+        i: weight * (h.similarity if h.embedded else 0.0) + (1 - weight) * (h.bm25 or 0.0) / best
+        for i, h in by_id.items()
+    }
+    return _ordered(by_id, scores, limit)
+
+
+def _ordered(by_id: dict[int, Hit], scores: dict[int, float], limit: int) -> list[Hit]:
+    ordered = sorted(scores, key=lambda i: (-scores[i], -by_id[i].similarity, i))
     fused = []
     for hit_id in ordered[:limit]:
         hit = by_id[hit_id]
@@ -389,36 +407,98 @@ def fuse(rankings: list[list[Hit]], limit: int, k: int = RRF_K) -> list[Hit]:
     return fused
 
 
+def fuse_hybrid(semantic: list[Hit], lexical: list[Hit], limit: int, fusion: Fusion) -> list[Hit]:
+    if fusion.method == "convex":
+        return fuse_convex(semantic, lexical, limit, fusion.weight)
+    return fuse([semantic, lexical], limit, fusion.k, (fusion.weight, 1.0 - fusion.weight))
+
+
+# --- the query's vector, within a time limit ----------------------------------------
+@dataclass(frozen=True)
+class QueryVector:
+    vector: list[float] | None
+    # Why there is none: "embedder_timeout" or "embedder_error" (with ``detail``).
+    reason: str | None = None
+    detail: str | None = None
+    ms: float = 0.0
+
+
+async def embed_query_within(embedder: Embedder, text: str, timeout: float) -> QueryVector:
+    """Embed the query, giving up after ``timeout`` seconds (0: wait as long as it
+    takes) or when the embedder fails: the search then answers from the lexical
+    index and says why."""
+    started = time.perf_counter()
+    try:
+        if timeout > 0:
+            vector = await asyncio.wait_for(embedder.embed_query(text), timeout)
+        else:
+            vector = await embedder.embed_query(text)
+    except TimeoutError:
+        return QueryVector(
+            None,
+            "embedder_timeout",
+            f"the embedder did not answer within {timeout:g} s",
+            round((time.perf_counter() - started) * 1000, 2),
+        )
+    except CodebaseMcpError as exc:
+        return QueryVector(
+            None, "embedder_error", exc.message, round((time.perf_counter() - started) * 1000, 2)
+        )
+    return QueryVector(vector, ms=round((time.perf_counter() - started) * 1000, 2))
+
+
+# --- one search --------------------------------------------------------------------
 @dataclass
 class SearchResult:
     hits: list[Hit]
-    # Hybrid mode: what the full-text half did ("ranked", or why it added
-    # nothing: "no_words", "too_common", "over_budget"). None in vector mode.
+    # Hybrid and lexical modes: what the lexical half did ("ranked", or why it
+    # added nothing). None in vector mode.
     lexical: LexicalStatus | None = None
+    semantic_coverage: float = 1.0  # chunks of the project with a vector / all chunks
+    mode: str = "hybrid"  # what actually ran
+    # Why the answer comes from the lexical index alone (None: it does not), e.g.
+    # "embedder_timeout: the embedder did not answer within 2 s".
+    fallback: str | None = None
+
+    @property
+    def lexical_only(self) -> bool:
+        return self.mode == "lexical"
+
+    def extra_fields(self) -> dict[str, Any]:
+        """What a tool answer should add to the hits."""
+        out: dict[str, Any] = {
+            "semantic_coverage": self.semantic_coverage,
+            "lexical_only": self.lexical_only,
+        }
+        if self.fallback:
+            out["fallback"] = self.fallback
+        return out
 
 
 async def search(
     conn: asyncpg.Connection,
     project_id: str,
     query: str,
-    vector: list[float],
+    vector: list[float] | None,
     filters: Filters,
     limit: int,
     *,
-    mode: Literal["vector", "hybrid"],
+    mode: SearchMode,
     ef_search: int,
     expected_model: str,
     text_budget_ms: int = 0,
     text_max_cost: int = 0,
     term_stats: TermStatsCache | None = None,
+    settings: Any = None,
+    vector_unavailable: str | None = None,
 ) -> SearchResult:
-    """Vector or hybrid search.
+    """Vector, lexical or hybrid search.
 
-    The two halves of hybrid search run one after the other on one connection.
-    Running them at once on two was measured: no faster at 100k chunks on the
-    2-core test VM (p50 36 vs 39 ms, p95 66 vs 67 ms, load ~4.5), slower on a
-    small project next to a CPU-bound embedder (388 chunks: p50 17.5 vs 15.5 ms,
-    p90 31 vs 23 ms).
+    ``vector`` None (the embedder was too slow or down, ``vector_unavailable``
+    says why): lexical search alone, and the answer says so. A project still
+    embedding (``semantic_coverage`` < 1) is searched in hybrid mode even when
+    vector mode is configured, so its chunks without a vector can be found.
+    ``settings`` (ServerSettings) gives the fusion and BM25 parameters.
     """
     project = await db.get_project(conn, project_id)
     if project is None:
@@ -426,24 +506,68 @@ async def search(
             f"no project {project_id!r}",
             hint="index a repository first with start_indexing_background, or see list_projects()",
         )
-    if project.embedding_model != expected_model or project.embedding_dim != len(vector):
-        raise db.model_mismatch(project, expected_model, len(vector))
+    if project.embedding_model != expected_model or (
+        vector is not None and project.embedding_dim != len(vector)
+    ):
+        raise db.model_mismatch(project, expected_model, len(vector) if vector else None)
+    stats = await db.get_project_stats(conn, project_id)
+    coverage = stats.semantic_coverage
+    fusion = fusion_from(settings)
+    bm25 = bm25_from(settings)
+    fallback = None
+    if vector is None:
+        mode, fallback = "lexical", vector_unavailable or "no query vector"
+    elif mode == "vector" and coverage < 1.0:
+        mode = "hybrid"
     if mode == "vector":
+        assert vector is not None
         hits = await vector_search(conn, project, vector, filters, limit, ef_search)
         for hit in hits:
             hit.score = round(hit.similarity, 6)
-        return SearchResult(hits)
+        return SearchResult(hits, None, coverage, "vector")
     depth = max(limit * 3, 30)
-    semantic = await vector_search(conn, project, vector, filters, depth, ef_search)
+    # The budget (past it: vectors alone) only while vectors cover the project:
+    # otherwise the lexical half is the only way to the chunks without one.
+    budget = text_budget_ms if mode == "hybrid" and coverage >= 1.0 else 0
     lexical = await text_search(
         conn,
         project,
         query,
         vector,
         filters,
-        depth,
-        text_budget_ms,
+        depth if mode == "hybrid" else limit,
+        budget,
         max_cost=text_max_cost,
         term_stats=term_stats,
+        bm25=bm25,
     )
-    return SearchResult(fuse([semantic, lexical.hits], limit), lexical.status)
+    if mode == "lexical":
+        for hit in lexical.hits:
+            hit.score = round(hit.bm25 or 0.0, 6)
+        return SearchResult(lexical.hits[:limit], lexical.status, coverage, "lexical", fallback)
+    assert vector is not None
+    semantic = (
+        await vector_search(conn, project, vector, filters, depth, ef_search)
+        if stats.embedded
+        else []
+    )
+    hits = fuse_hybrid(semantic, lexical.hits, limit, fusion)
+    return SearchResult(hits, lexical.status, coverage, "hybrid")
+
+
+def fusion_from(settings: Any) -> Fusion:
+    if settings is None:
+        return Fusion()
+    return Fusion(
+        method=getattr(settings, "fusion", "rrf"),
+        k=int(getattr(settings, "rrf_k", 30)),
+        weight=float(getattr(settings, "fusion_weight", 0.7)),
+    )
+
+
+def bm25_from(settings: Any) -> Bm25:
+    if settings is None:
+        return Bm25()
+    return Bm25(
+        k1=float(getattr(settings, "bm25_k1", 1.2)), b=float(getattr(settings, "bm25_b", 0.4))
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -15,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from codebase_mcp.builder.api import repo_root
-from codebase_mcp.builder.build import Builder, rootfs_key
-from codebase_mcp.builder.definitions import load_definition
+from codebase_mcp.builder.build import Builder
+from codebase_mcp.builder.layerstore import LayerStore
 from codebase_mcp.builder.lockfile import load_lock
 from codebase_mcp.proc import Runner
 from codebase_mcp.publish import gc
@@ -59,7 +60,8 @@ def names(storage: tuple[str, ...]) -> set[str]:
 def test_removes_only_what_the_lock_does_not_reference(
     storage: tuple[str, ...], tmp_path: Path
 ) -> None:
-    current = Builder.create(REPO).plan("postgres")[2].ref
+    plan = Builder.create(REPO).plan("postgres")[2]
+    current = plan.ref
     old = "localhost/codebase-mcp-postgres:" + "0" * 32
     foreign = "localhost/codebase-mcp-postgres:dev"
     tiny_image(storage, tmp_path, current)
@@ -68,12 +70,14 @@ def test_removes_only_what_the_lock_does_not_reference(
     lock = load_lock(REPO)
     store = tmp_path / "store"
     locked_sha = lock.images["postgres"].debian.packages[0].sha256
-    key = rootfs_key(load_definition(REPO, "postgres"), lock.images["postgres"],
-                     lock.source_date_epoch)  # fmt: skip
-    for rel in (f"sha256/{locked_sha}", f"sha256/{'e' * 64}", f"rootfs/{key}.tar",
-                f"rootfs/{'f' * 64}.tar"):  # fmt: skip
+    key = plan.layers[0].key  # the root filesystem layer: current
+    for rel in (f"sha256/{locked_sha}", f"sha256/{'e' * 64}", f"rootfs/{'f' * 64}.tar"):
         (store / rel).parent.mkdir(parents=True, exist_ok=True)
         (store / rel).write_bytes(b"x" * 1000)
+    layers = LayerStore(store)
+    current_blob = layers.put(key, "rootfs", lambda out: out.write(b"layer")).path
+    layers.put("0" * 64, "rootfs", lambda out: out.write(b"old layer"))  # no image has it
+    old_blob = layers.blob_path(hashlib.sha256(b"old layer").hexdigest())
 
     runner = Runner()
     planned = gc.gc(REPO, store, runner=runner, storage_args=storage)
@@ -82,13 +86,15 @@ def test_removes_only_what_the_lock_does_not_reference(
         old,
         str(store / "sha256" / ("e" * 64)),
         str(store / f"rootfs/{'f' * 64}.tar"),
+        str(layers.record_path("0" * 64)),
+        str(old_blob),
     }
     assert names(storage) == {current, old, foreign}  # a plan removes nothing
 
     assert gc.apply(planned, runner, storage) == []
     assert names(storage) == {current, foreign}
     assert sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()) == sorted(
-        [f"sha256/{locked_sha}", f"rootfs/{key}.tar"]
+        [f"sha256/{locked_sha}", f"layers/{key}.json", str(current_blob.relative_to(store))]
     )
     assert gc.gc(REPO, store, runner=runner, storage_args=storage) == []
 

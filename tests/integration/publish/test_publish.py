@@ -61,8 +61,16 @@ def test_publish_by_digest_then_pull_back_and_run(
     result = cli(
         "image", "publish", dest, "postgres", "server", "--tag", "v1",
         "--digestfile", str(digestfile), "--no-tls-verify", "--json",
+        "--records", str(tmp_path / "substitutes.json"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    # Each pushed digest is recorded against the image's input hash, with its image ID.
+    records = json.loads((tmp_path / "substitutes.json").read_text())["images"]
+    for image in json.loads(result.stdout)["images"]:
+        target, digest = image["reference"].split("@")
+        ((input_hash, pin),) = records[target].items()
+        assert input_hash.startswith(image["source"].rsplit(":", 1)[-1])
+        assert pin["digest"] == digest and pin["image_id"].startswith("sha256:")
     lines = digestfile.read_text().splitlines()
     assert [line.split("@")[0] for line in lines] == [f"{dest}/postgres", f"{dest}/server"]
     printed = json.loads(result.stdout)["images"]

@@ -48,6 +48,7 @@ def test_wrong_credentials_then_right_ones(auth_registry: Registry, tmp_path: Pa
     auth = auth_registry.auth_file(tmp_path / "auth.json", password=wrong)
     args = ["image", "publish", f"{auth_registry.host}/acme", "postgres"]
     args += ["--digestfile", str(digestfile), "--no-tls-verify"]
+    args += ["--records", str(tmp_path / "substitutes.json")]
     result = cli("-v", *args, env={"REGISTRY_AUTH_FILE": str(auth)})
     assert result.returncode == 40, result.stderr
     assert f"registry '{auth_registry.host}' refused the credentials" in result.stderr

@@ -122,6 +122,9 @@ def make_state(dsn: str, fake: FakeEmbedder, **settings: object) -> ServerState:
         "embed_batch_size": 16,
         "write_batch_files": 20,
         "pool_max_size": 6,
+        # Results must not depend on the machine's load: no time budget for the
+        # lexical half (its fallback is tested on its own).
+        "text_search_budget_ms": 0,
     }
     options.update(settings)
     server_settings = ServerSettings(**options)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ answer 400 for long input (like Ollama past the context length) or slow down.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import socket
@@ -50,6 +51,11 @@ class FakeEmbedder:
     max_input_chars: int | None = None  # answer 400 when any input is longer
     delay: float = 0.0  # seconds per request (to make indexing take a while)
     digest: str | None = None  # reported by /api/tags (the weights' identity), if set
+    # Seconds per request of more than one input, without blocking the server:
+    # indexing batches are slow while single queries are answered at once.
+    batch_delay: float = 0.0
+    # Seconds per input, blocking (one request at a time, like a CPU-bound model).
+    per_input_delay: float = 0.0
     requests: int = 0
     inputs: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -71,6 +77,10 @@ class FakeEmbedder:
             self.inputs.extend(texts)
         if self.delay:
             time.sleep(self.delay)  # blocks this server's loop only, like a busy model
+        if self.per_input_delay:
+            time.sleep(self.per_input_delay * len(texts))
+        if self.batch_delay and len(texts) > 1:
+            await asyncio.sleep(self.batch_delay)
         vectors = [fake_vector(t, self.dimension) for t in texts]
         return JSONResponse({"model": self.model, "embeddings": vectors})
 

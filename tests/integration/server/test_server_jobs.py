@@ -12,7 +12,7 @@ from codebase_mcp.errors import EmbeddingModelMismatch
 from codebase_mcp.server import db
 from codebase_mcp.server.config import ServerSettings
 from codebase_mcp.server.embeddings import OllamaEmbedder
-from codebase_mcp.server.indexer import Indexer, Progress
+from codebase_mcp.server.indexer import DIMENSION_PROBE, Indexer, Progress
 from codebase_mcp.server.jobs import Worker
 from tests.integration.server.fake_embedder import FakeEmbedder, running_fake_embedder
 
@@ -181,7 +181,9 @@ async def test_too_long_input_is_split_and_retried(migrated_dsn: str, sample_rep
             await embedder.aclose()
     assert done.counters["chunks_created"] >= 8
     assert all(len(t) <= 300 for t in fake.inputs)
-    assert len(fake.inputs) == done.counters["chunks_created"]
+    # Every chunk once, plus the probe that gives a new project its vector length.
+    assert fake.inputs[0] == DIMENSION_PROBE
+    assert len(fake.inputs) == done.counters["chunks_created"] + 1
     await pool.close()
 
 

@@ -69,7 +69,10 @@ async def test_index_search_reindex(
         assert status["chunks_created"] >= 8
         assert status["timings"]["embed_s"] >= 0
         embedded_first = len(fake_embedder.inputs)
-        assert embedded_first == status["chunks_created"]
+        # Every chunk once, and the probe that gives a new project its vector length.
+        assert embedded_first == status["chunks_created"] + 1
+        assert status["chunks_embedded"] == status["chunks_created"]
+        assert status["semantic_progress"] == status["lexical_progress"] == 1.0
         indexed_text = "\n".join(fake_embedder.inputs)
         assert "never index me" not in indexed_text
         assert "generated_output" not in indexed_text

@@ -26,13 +26,18 @@ async def tables(dsn: str) -> set[str]:
 
 
 def test_upgrade_head_twice_then_standalone_downgrade_and_upgrade(pg_dsn: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     first = asyncio.run(upgrade_head(pg_dsn, script_location=MIGRATIONS))
-    assert first.applied and first.after == "0002"
+    assert first.applied and first.after == head
     again = asyncio.run(upgrade_head(pg_dsn, script_location=MIGRATIONS))
     assert not again.applied
     created = asyncio.run(tables(pg_dsn))
-    assert {"projects", "files", "chunks", "jobs", "alembic_version"} <= created
-    assert {"chunks_embedding_hnsw_384", "chunks_embedding_hnsw_768", "chunks_tsv"} <= created
+    assert {"projects", "files", "chunks", "jobs", "watches", "alembic_version"} <= created
+    assert {"chunks_embedding_hnsw_384", "chunks_embedding_hnsw_768"} <= created
+    assert {"lexical_terms", "lexical_postings", "project_stats", "chunks_unembedded"} <= created
+    assert "chunks_tsv" not in created  # BM25 replaced ts_rank_cd
 
     # Standalone (alembic CLI style): env.py builds its own asyncpg engine.
     from alembic import command
@@ -115,7 +120,7 @@ def test_0002_keeps_tsv_in_the_row(pg_dsn: str, rewrite: bool) -> None:
     storage, external, text = asyncio.run(tsv_layout(pg_dsn))
     assert (storage, external) == ("xx", True)  # out of line, in TOAST
 
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "0002")
     storage, external_after, text_after = asyncio.run(tsv_layout(pg_dsn))
     assert storage == "mm"
     assert text_after == text  # the data is unchanged
@@ -146,3 +151,34 @@ def test_0002_keeps_tsv_in_the_row(pg_dsn: str, rewrite: bool) -> None:
     command.downgrade(cfg, "0001")
     storage, _, text_down = asyncio.run(tsv_layout(pg_dsn))
     assert storage == "xx" and text_down == text
+
+
+def test_0003_keeps_old_projects_and_builds_their_lexical_index_later(pg_dsn: str) -> None:
+    from alembic import command
+
+    from codebase_mcp.server import db
+
+    cfg = alembic_config(pg_dsn)
+    command.upgrade(cfg, "0002")
+    asyncio.run(insert_big_chunk(pg_dsn))
+    command.upgrade(cfg, "head")
+
+    async def after_upgrade() -> tuple[Any, int, int]:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            stats = await db.get_project_stats(conn, "p")
+            built = await db.rebuild_lexical(conn, "p")  # what the next job of "p" does
+            postings = await conn.fetchval("SELECT count(*) FROM lexical_postings")
+            return stats, built, postings
+        finally:
+            await conn.close()
+
+    stats, built, postings = asyncio.run(after_upgrade())
+    # Counted, vectors kept, lexical index not built yet (nothing is re-embedded).
+    assert (stats.chunks, stats.embedded, stats.lexical_ready) == (1, 1, False)
+    assert stats.semantic_coverage == 1.0
+    assert built == 1 and postings == 150  # the chunk's 150 distinct words
+
+    command.downgrade(cfg, "0002")
+    storage, _, text = asyncio.run(tsv_layout(pg_dsn))
+    assert storage == "mm" and "wordaaxyz" in text  # tsv is back, computed from search_text

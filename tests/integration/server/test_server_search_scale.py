@@ -1,7 +1,7 @@
 """What keeps search and indexing fast on big projects, against real Postgres:
 
-- the full-text planner reads ANALYZE's word frequencies and ranks only the
-  chunks of the rarest words when the common ones would match too much;
+- BM25 reads the postings of the rarest terms only and adds the common terms'
+  part to the candidates they select (same score as reading everything);
 - a big first index loads without the HNSW index and builds it at the end,
   coordinated by advisory locks so nobody rebuilds it meanwhile, and a bulk
   load that dies leaves no index missing for long.
@@ -24,7 +24,6 @@ from codebase_mcp.server.jobs import Worker
 from codebase_mcp.server.search import (
     Filters,
     TermStatsCache,
-    fetch_term_stats,
     search,
     text_search,
 )
@@ -67,7 +66,7 @@ async def index(pool: asyncpg.Pool, fake: FakeEmbedder, root: Path, **settings: 
         await embedder.aclose()
 
 
-async def test_full_text_ranks_the_rare_words_and_skips_only_common_ones(
+async def test_bm25_reads_only_the_rare_terms_postings_and_scores_the_common_ones(
     migrated_dsn: str, fake_embedder: FakeEmbedder, tmp_path: Path
 ) -> None:
     root = write_handlers(tmp_path / "repo", 120)
@@ -75,13 +74,14 @@ async def test_full_text_ranks_the_rare_words_and_skips_only_common_ones(
     try:
         await index(pool, fake_embedder, root)
         async with pool.acquire() as conn:
-            await conn.execute("ANALYZE chunks")
-            stats = await fetch_term_stats(conn)
             project = await db.get_project(conn, "default")
+            stats = await db.get_project_stats(conn, "default")
+            shared = await conn.fetchval(
+                "SELECT df FROM lexical_terms WHERE project_id = 'default' AND term = 'share'"
+            )
         assert project is not None
-        assert stats.rows == 120 and stats.shares == {"default": 1.0}
-        assert stats.freqs["share"] == 1.0  # in every chunk ("shared" stemmed)
-        assert stats.estimate("markerbc") <= 1  # not among the common words
+        assert stats.lexical_docs == stats.chunks == 120
+        assert shared == 120  # in every chunk ("shared" stemmed)
 
         wanted = f"handler_{12}.py"
         query = f"shared helper for marker_{letters(12)}"
@@ -94,27 +94,29 @@ async def test_full_text_ranks_the_rare_words_and_skips_only_common_ones(
                     term_stats=TermStatsCache(ttl=0),
                 )  # fmt: skip
 
+        # The cap: only the rare terms' postings select; "share"/"helper" (in every
+        # chunk) only add their part to the candidates.
         capped = await lexical(query, max_cost=20)
-        assert capped.status == "ranked" and capped.plan.kind == "rarest"
-        assert "share" not in capped.plan.match and "share" in capped.plan.rank
-        assert [h.rel_path for h in capped.hits] == [wanted]
+        assert capped.status == "ranked" and capped.plan.cost <= 20
+        assert capped.plan.extra and all(t.df == 120 for t in capped.plan.extra)
+        assert capped.hits[0].rel_path == wanted
+        assert len(capped.hits) == 1  # only its chunk holds the rare terms
 
-        # Without the cap every word selects: all 120 chunks match, ranked by words.
+        # Without the cap every term selects: all 120 chunks are candidates.
         uncapped = await lexical(query, max_cost=0)
-        assert uncapped.plan.kind == "any" and len(uncapped.hits) == 30
+        assert not uncapped.plan.extra and len(uncapped.hits) == 30
         assert uncapped.hits[0].rel_path == wanted
+        assert uncapped.hits[0].bm25 == pytest.approx(capped.hits[0].bm25)  # same score
 
-        # Words that are everywhere narrow nothing down: no full-text ranking at all,
-        # and hybrid search answers with the vector ranking (and says so).
-        common = await lexical("shared helper handle request", max_cost=20)
-        assert (common.status, common.hits) == ("too_common", [])
+        # Only common terms: the rarest still selects; hybrid fuses both halves.
         async with pool.acquire() as conn:
             result = await search(
                 conn, "default", "shared helper handle request", vector, Filters(), 5,
                 mode="hybrid", ef_search=40, expected_model=fake_embedder.model,
                 text_budget_ms=40, text_max_cost=20,
             )  # fmt: skip
-        assert result.lexical == "too_common" and len(result.hits) == 5
+        assert result.lexical == "ranked" and len(result.hits) == 5
+        assert result.semantic_coverage == 1.0
     finally:
         await pool.close()
 
@@ -137,10 +139,10 @@ async def test_big_first_index_loads_without_the_hnsw_index_then_builds_it(
 
     monkeypatch.setattr(indexer, "should_defer_index", decide)
     during: list[tuple[bool, bool]] = []  # (index present, another job could rebuild it)
-    write_files = db.write_files
+    write_embeddings = db.write_embeddings
     pool = await db.create_pool(migrated_dsn)
 
-    async def observed_write(conn: asyncpg.Connection, *args: Any, **kwargs: Any) -> None:
+    async def observed_write(conn: asyncpg.Connection, *args: Any, **kwargs: Any) -> int:
         present = await index_exists(conn)
         rebuilt = False
         if not present:
@@ -148,11 +150,11 @@ async def test_big_first_index_loads_without_the_hnsw_index_then_builds_it(
             async with pool.acquire() as other:
                 rebuilt = await db.ensure_vector_index(other, DIMENSION)
         during.append((present, rebuilt))
-        await write_files(conn, *args, **kwargs)
+        return await write_embeddings(conn, *args, **kwargs)
 
-    monkeypatch.setattr(db, "write_files", observed_write)
+    monkeypatch.setattr(db, "write_embeddings", observed_write)
     try:
-        # 8 chunks per write: the first write (index live) measures the insert
+        # 2 vectors per write: the first write (index live) measures the insert
         # cost, the decision comes at the second.
         progress = await index(
             pool, fake_embedder, root, embed_batch_size=2, defer_index_min_chunks=1
@@ -162,7 +164,7 @@ async def test_big_first_index_loads_without_the_hnsw_index_then_builds_it(
         facts = decisions[0]
         assert facts["first_index"] is True and facts["min_chunks"] == 1
         assert facts["other_rows"] == 0
-        assert 40 <= facts["remaining_chunks"] <= 60  # 52 left after the first 8
+        assert facts["remaining_chunks"] == 58  # exact: 60 to embed, 2 written
         assert during[0] == (True, False)
         assert during[1:] and all(d == (False, False) for d in during[1:])
         assert "vector_index_s" in progress.timings

@@ -28,7 +28,6 @@ server = ["asyncpg>=0.29"]
 
 IMAGE_TOML = """
 description = "demo image"
-context_files = ["entry.sh"]
 [debian]
 packages = ["python3"]
 [python]
@@ -40,14 +39,8 @@ user = "10001:10001"
 entrypoint = ["/opt/venv/bin/demo"]
 [config.env]
 LANG = "C.UTF-8"
-"""
-
-TEMPLATE = """FROM scratch
-ADD rootfs.tar /
-{% for key, value in config.env | dictsort %}ENV {{ key }}="{{ value }}"
-{% endfor %}USER {{ config.user }}
-ENTRYPOINT {{ config.entrypoint | tojson }}
-# pip: {{ python.pip_wheel }}
+[files]
+"/usr/local/bin/entry" = "entry.sh"
 """
 
 
@@ -84,7 +77,6 @@ def project(tmp_path: Path) -> Path:
     image_dir = tmp_path / "images" / "demo"
     image_dir.mkdir(parents=True)
     (image_dir / "image.toml").write_text(IMAGE_TOML)
-    (image_dir / "Containerfile.j2").write_text(TEMPLATE)
     (image_dir / "entry.sh").write_text("#!/bin/sh\n")
     definition = load_definition(tmp_path, "demo")
     entry = ImageLock(

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -144,25 +142,3 @@ def test_pyc_hook_recompiles_everything_in_a_clean_environment() -> None:
     assert 'chroot "$1" env -i PATH=/usr/bin:/bin PYTHONHASHSEED=0 /usr/bin/python3 -B' in pyc
     # ...and no timestamp-based .pyc written by the import system survives.
     assert "-m compileall -f " in pyc and "--invalidation-mode unchecked-hash" in pyc
-
-
-def test_device_nodes_are_found_and_deleted_by_name(tmp_path: Path) -> None:
-    tar_path = tmp_path / "rootfs.tar"
-    with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, kind in (
-            ("./dev", tarfile.DIRTYPE),
-            ("./dev/null", tarfile.CHRTYPE),
-            ("./dev/fd", tarfile.SYMTYPE),
-            ("./dev/loop0", tarfile.BLKTYPE),
-            ("./etc", tarfile.DIRTYPE),
-        ):
-            info = tarfile.TarInfo(name)
-            info.type = kind
-            tar.addfile(info)
-    members = debian.device_members(tar_path)
-    assert members == ["./dev/null", "./dev/loop0"]
-    argv = debian.delete_members_argv(tar_path, members)
-    assert argv == ["tar", "--delete", "--file", str(tar_path), "--", *members]
-    subprocess.run(argv, check=True)
-    with tarfile.open(tar_path) as tar:
-        assert tar.getnames() == ["./dev", "./dev/fd", "./etc"]

@@ -5,16 +5,10 @@ from pathlib import Path
 import pytest
 
 from codebase_mcp.builder.build import Builder, git_argv, normal_mode, rootfs_key
-from codebase_mcp.builder.plan import (
-    ImagePlan,
-    buildah_argv,
-    check_layers_driver_independent,
-    image_stages,
-    instructions,
-    requirements_text,
-)
+from codebase_mcp.builder.lockfile import load_lock, write_lock
+from codebase_mcp.builder.plan import ImagePlan, requirements_text
 from codebase_mcp.builder.project import files_digest
-from codebase_mcp.errors import DefinitionError, LockOutOfDate, TemplateError, UnknownImage
+from codebase_mcp.errors import DefinitionError, LockOutOfDate, UnknownImage
 from codebase_mcp.proc import Runner
 
 from .conftest import wheel
@@ -24,13 +18,88 @@ def planned(project: Path) -> ImagePlan:
     return Builder.create(project, store=project / "store", runner=Runner()).plan("demo")[2]
 
 
-def test_rendered_containerfile_uses_definition_and_lock(project: Path) -> None:
+def keys(plan: ImagePlan) -> dict[str, str]:
+    return {layer.name: layer.key for layer in plan.layers}
+
+
+def test_layers_follow_the_definition(project: Path) -> None:
     plan = planned(project)
-    assert plan.containerfile.startswith("FROM scratch\nADD rootfs.tar /\n")
-    assert 'ENV LANG="C.UTF-8"' in plan.containerfile
-    assert "USER 10001:10001" in plan.containerfile
-    assert 'ENTRYPOINT ["/opt/venv/bin/demo"]' in plan.containerfile
-    assert "# pip: python/tools/pip-26.0-py3-none-any.whl" in plan.containerfile
+    assert [layer.name for layer in plan.layers] == ["rootfs", "python-common", "app", "files"]
+    assert len(set(keys(plan).values())) == 4
+    common = plan.layers[1]
+    assert common.skeleton and common.venv == "/opt/venv"
+    assert [w.name for w in common.wheels] == ["asyncpg", "click"]
+    assert common.pip is not None and common.pip.filename == "pip-26.0-py3-none-any.whl"
+    assert common.rootfs == plan.layers[0].key == plan.layers[2].rootfs
+    (files,) = [layer for layer in plan.layers if layer.kind == "files"]
+    assert [(dest, mode) for dest, _src, mode in files.files] == [("/usr/local/bin/entry", 0o644)]
+
+
+def test_a_source_edit_changes_the_app_layer_only(project: Path) -> None:
+    before = keys(planned(project))
+    (project / "src" / "demo" / "__init__.py").write_text("VALUE = 2\n")
+    after = keys(planned(project))
+    assert [name for name in before if before[name] != after[name]] == ["app"]
+
+
+def test_an_image_file_edit_changes_the_files_layer_only(project: Path) -> None:
+    before = keys(planned(project))
+    (project / "images" / "demo" / "entry.sh").write_text("#!/bin/sh\nexit 0\n")
+    after = keys(planned(project))
+    assert [name for name in before if before[name] != after[name]] == ["files"]
+
+
+def test_sibling_images_share_the_common_wheels_and_the_app(project: Path) -> None:
+    """A second image on the same root filesystem: the wheels both have are one layer."""
+    other = project / "images" / "other"
+    other.mkdir()
+    text = (project / "images" / "demo" / "image.toml").read_text()
+    (other / "image.toml").write_text(
+        text.replace('description = "demo image"', 'description = "b"')
+    )
+    (other / "entry.sh").write_text("#!/bin/sh\n")
+    lock = load_lock(project)
+    demo = lock.images["demo"]
+    assert demo.python is not None
+    extra = wheel("numpy", "2.0").model_copy(update={"sha256": "cd" * 32})
+    python = demo.python.model_copy(update={"wheels": [*demo.python.wheels[:1], extra]})
+    write_lock(
+        project,
+        lock.model_copy(
+            update={"images": {**lock.images, "other": demo.model_copy(update={"python": python})}}
+        ),
+    )
+    builder = Builder.create(project, store=project / "store", runner=Runner())
+    a, b = builder.plan("demo")[2], builder.plan("other")[2]
+    assert [layer.name for layer in a.layers] == [
+        "rootfs",
+        "python-common",
+        "python-deps",
+        "app",
+        "files",
+    ]
+    assert [layer.name for layer in b.layers] == [layer.name for layer in a.layers]
+    for shared in ("rootfs", "python-common", "app"):
+        assert keys(a)[shared] == keys(b)[shared], shared
+    assert [w.name for w in a.layers[1].wheels] == ["asyncpg"]
+    assert [w.name for w in a.layers[2].wheels] == ["click"]
+    assert [w.name for w in b.layers[2].wheels] == ["numpy"]
+    assert keys(a)["python-deps"] != keys(b)["python-deps"]
+
+
+@pytest.mark.parametrize("dest", ["usr/bin/x", "/usr/../etc/x", "/", "/usr/bin/x/"])
+def test_a_files_path_must_be_absolute_and_normalised(project: Path, dest: str) -> None:
+    toml = project / "images" / "demo" / "image.toml"
+    toml.write_text(toml.read_text().replace('"/usr/local/bin/entry"', f'"{dest}"'))
+    with pytest.raises(DefinitionError, match="files key"):
+        planned(project)
+
+
+def test_a_files_source_outside_the_image_folder_is_refused(project: Path) -> None:
+    toml = project / "images" / "demo" / "image.toml"
+    toml.write_text(toml.read_text().replace('= "entry.sh"', '= "../../pyproject.toml"'))
+    with pytest.raises(DefinitionError, match="not a file in"):
+        planned(project)
 
 
 def test_plan_is_deterministic_and_tagged_by_input_hash(project: Path) -> None:
@@ -55,29 +124,13 @@ def test_ignored_caches_do_not_change_the_hash(project: Path) -> None:
     assert planned(project).input_hash == before
 
 
-def test_template_and_context_file_changes_change_the_hash(project: Path) -> None:
-    before = planned(project).input_hash
-    (project / "images" / "demo" / "entry.sh").write_text("#!/bin/sh\nexit 0\n")
-    after_context = planned(project).input_hash
-    assert after_context != before
-    template = project / "images" / "demo" / "Containerfile.j2"
-    template.write_text(template.read_text() + "LABEL x=y\n")
-    assert planned(project).input_hash != after_context
-
-
-def test_unknown_template_variable_names_template_and_line(project: Path) -> None:
-    template = project / "images" / "demo" / "Containerfile.j2"
-    template.write_text("FROM scratch\nADD rootfs.tar /\nUSER {{ config.no_such_field }}\n")
-    with pytest.raises(TemplateError) as info:
-        planned(project)
-    assert "Containerfile.j2:3" in info.value.message
-    assert "no_such_field" in info.value.message
-
-
-def test_template_syntax_error_names_line(project: Path) -> None:
-    (project / "images" / "demo" / "Containerfile.j2").write_text("FROM scratch\n{% if %}\n")
-    with pytest.raises(TemplateError, match=r"Containerfile.j2:2"):
-        planned(project)
+def test_runtime_config_changes_the_hash_not_the_layers(project: Path) -> None:
+    before = planned(project)
+    toml = project / "images" / "demo" / "image.toml"
+    toml.write_text(toml.read_text().replace('user = "10001:10001"', 'user = "10002:10002"'))
+    after = planned(project)
+    assert after.input_hash != before.input_hash
+    assert keys(after) == keys(before)
 
 
 def test_stale_lock_names_the_entry(project: Path) -> None:
@@ -110,20 +163,6 @@ def test_missing_context_file_is_a_definition_error(project: Path) -> None:
         planned(project)
 
 
-def test_buildah_argv_is_hermetic_and_reproducible(project: Path) -> None:
-    plan = planned(project)
-    argv = buildah_argv(plan, Path("/ctx"), 1767225600)
-    assert argv[:2] == ["buildah", "bud"]
-    for flag in (["--network", "none"], ["--format", "oci"], ["--timestamp", "1767225600"]):
-        i = argv.index(flag[0])
-        assert argv[i : i + 2] == flag
-    assert "--pull-never" in argv and "--identity-label=false" in argv
-    assert argv[argv.index("--tag") + 1] == plan.ref
-    assert argv[-1] == "/ctx"
-    labels = [argv[i + 1] for i, a in enumerate(argv) if a == "--label"]
-    assert labels == sorted(labels)
-
-
 def test_requirements_pin_versions_and_hashes() -> None:
     text = requirements_text([wheel("b", "2.0"), wheel("a")])
     assert text.splitlines() == [
@@ -144,65 +183,31 @@ def test_rootfs_key_ignores_mode_but_not_packages(project: Path) -> None:
     assert rootfs_key(definition, fewer, 1) != key
 
 
-STAGED = """FROM scratch AS os
-ADD rootfs.tar /
-FROM os AS build
-RUN --mount=type=bind,source=.,target=/mnt \\
-    make install
-FROM os AS with-tools
-COPY --from=build /usr/local /usr/local
-FROM with-tools
-COPY files/entry.sh /entry.sh
-ENV A="1" \\
-    B="2"
-"""
-
-
-def test_instructions_join_continuations_and_drop_comments() -> None:
-    steps = instructions("# c\nFROM x AS y\nRUN a \\\n  # inner\n  && b\n\nENV A=1\n")
-    assert steps == [("FROM", "x AS y"), ("RUN", "a  && b"), ("ENV", "A=1")]
-
-
-def test_image_stages_follow_the_from_chain_and_skip_build_stages() -> None:
-    chain = image_stages(instructions(STAGED))
-    assert [[kw for kw, _ in stage] for stage in chain] == [["COPY", "ENV"], ["COPY"], ["ADD"]]
-    check_layers_driver_independent("demo", STAGED)  # RUN only in a build stage: fine
-
-
-@pytest.mark.parametrize(
-    "containerfile",
-    [
-        STAGED + "RUN chmod +x /entry.sh\n",  # in the image's own stage
-        STAGED.replace("FROM os AS with-tools\n", "FROM os AS with-tools\nRUN true\n"),
-        "FROM scratch\nADD rootfs.tar /\nRUN true\n",
-    ],
-)
-def test_run_in_a_stage_the_image_is_made_of_is_refused(containerfile: str) -> None:
-    with pytest.raises(TemplateError, match="storage driver") as info:
-        check_layers_driver_independent("demo", containerfile)
-    assert info.value.hint and "COPY --from" in info.value.hint
-
-
-def test_every_real_image_is_made_of_add_and_copy_layers_only() -> None:
+def test_every_real_image_plans_its_layers() -> None:
     repo = Path(__file__).resolve().parents[3]
     builder = Builder.create(repo, store=repo / ".no-store")
-    for name in ("postgres", "server", "embedder"):
-        containerfile = builder.plan(name)[2].containerfile  # runs the check itself
-        layer_steps = [
-            kw
-            for stage in image_stages(instructions(containerfile))
-            for kw, _ in stage
-            if kw in {"ADD", "COPY", "RUN"}
-        ]
-        assert layer_steps and set(layer_steps) <= {"ADD", "COPY"}, name
-    chain = image_stages(instructions(builder.plan("server")[2].containerfile))
-    assert len(chain) == 3  # OS / dependencies / project: one stage per layer
+    plans = {name: builder.plan(name)[2] for name in ("postgres", "server", "embedder")}
+    assert [layer.name for layer in plans["postgres"].layers] == ["rootfs", "files"]
+    server, embedder = plans["server"], plans["embedder"]
+    assert [layer.name for layer in server.layers] == [
+        "rootfs",
+        "python-common",
+        "python-deps",
+        "app",
+    ]
+    # Same root filesystem, the same common wheels and the same project: shared layers.
+    for shared in ("rootfs", "python-common", "app"):
+        assert keys(server)[shared] == keys(embedder)[shared], shared
+    assert keys(server)["rootfs"] != keys(plans["postgres"])["rootfs"]
 
 
-def test_buildah_commits_once_per_stage(project: Path) -> None:
-    argv = buildah_argv(planned(project), Path("/ctx"), 1)
-    assert "--layers" not in argv  # one commit per instruction: a full copy each with vfs
-    assert "--omit-history" in argv
+def test_layer_keys_change_with_the_layer_format(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = keys(planned(project))
+    monkeypatch.setattr("codebase_mcp.builder.plan.LAYER_FORMAT", 99)
+    after = keys(planned(project))
+    assert all(before[name] != after[name] for name in before)
 
 
 def test_rootfs_key_changes_with_the_tarball_format(
@@ -221,7 +226,7 @@ def test_git_reads_a_checkout_owned_by_someone_else(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("mode", "normal"), [(0o775, 0o755), (0o744, 0o755), (0o664, 0o644)])
-def test_context_file_modes_keep_only_the_executable_bit(
+def test_image_file_modes_keep_only_the_executable_bit(
     tmp_path: Path, mode: int, normal: int
 ) -> None:
     path = tmp_path / "entry.sh"

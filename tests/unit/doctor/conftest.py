@@ -21,7 +21,12 @@ from codebase_mcp.hostpackages import PACKAGES
 from codebase_mcp.proc import Result, Runner, failure
 
 VERSIONS = {"podman": "4.3.1", "buildah": "1.28.2", "mmdebstrap": "1.3.5", "skopeo": "1.9.3"}
-CAPPED = {"nofile": Limit(hard=20000, can_raise=False), "nproc": Limit(hard=96363, can_raise=False)}
+# What a CI VM reads: capped hard limits that root cannot raise, and pid_max 32768 (runc
+# refuses an nproc above it there).
+CAPPED = {
+    "nofile": Limit(hard=20000, can_raise=False),
+    "nproc": Limit(hard=96363, can_raise=False, ceiling=32768),
+}
 
 
 @dataclass

@@ -7,12 +7,13 @@ import re
 from pathlib import Path
 
 from codebase_mcp import doctor
-from codebase_mcp.doctor import Limit, checks
+from codebase_mcp.doctor import HostPaths, Limit, checks
+from codebase_mcp.doctor import facts as doctor_facts
 from codebase_mcp.doctor.fix import Command, plan
 from codebase_mcp.hostpackages import PACKAGES, package_for_program, wanted
 from codebase_mcp.proc import missing_tool
 
-from .conftest import ROOTLESS, facts
+from .conftest import ROOTLESS, FakeHost, facts
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -94,8 +95,29 @@ def test_capped_limits_without_config_fail_and_the_fix_caps_containers_at_the_ho
     result = by_name(doctor.evaluate(host))["ulimits"]
     assert result.status == "fail" and "nofile, nproc" in result.detail
     assert checks.conf_settings(host) == {
-        ("containers", "default_ulimits"): ("nofile=20000:20000", "nproc=96363:96363")
+        ("containers", "default_ulimits"): ("nofile=20000:20000", "nproc=32768:32768")
     }
+
+
+def test_an_nproc_above_pid_max_fails_even_below_the_hard_limit() -> None:
+    # What the doctor itself wrote before it knew pid_max: every container failed with
+    # "error setting rlimit type 6: operation not permitted".
+    host = facts(conf={"containers": {"default_ulimits": ["nofile=20000:20000",
+                                                          "nproc=96363:96363"]},
+                       "engine": {"runtime": "runc"}})  # fmt: skip
+    result = by_name(doctor.evaluate(host))["ulimits"]
+    assert result.status == "fail" and "nproc" in result.detail and "pid_max 32768" in result.detail
+    assert checks.conf_settings(host) == {
+        ("containers", "default_ulimits"): ("nofile=20000:20000", "nproc=32768:32768")
+    }
+
+
+def test_pid_max_is_read_from_the_host(tmp_path: Path) -> None:
+    kernel = tmp_path / "proc/sys/kernel"
+    kernel.mkdir(parents=True)
+    (kernel / "pid_max").write_text("32768\n")
+    limits = doctor_facts._limits(FakeHost(), HostPaths(root=tmp_path))
+    assert limits["nproc"].ceiling == 32768 and limits["nofile"].ceiling is None
 
 
 def test_limits_root_can_raise_need_no_config() -> None:
@@ -107,7 +129,7 @@ def test_a_configured_limit_above_the_cap_is_replaced_and_other_entries_kept() -
     host = facts(conf={"containers": {"default_ulimits": ["memlock=-1:-1", "nofile=65536:65536"]},
                        "engine": {"runtime": "runc"}})  # fmt: skip
     wanted_ulimits = checks.conf_settings(host)[("containers", "default_ulimits")]
-    assert wanted_ulimits == ("memlock=-1:-1", "nofile=20000:20000", "nproc=96363:96363")
+    assert wanted_ulimits == ("memlock=-1:-1", "nofile=20000:20000", "nproc=32768:32768")
 
 
 def test_rootless_podman_clamps_unconfigured_limits_itself() -> None:

@@ -55,10 +55,10 @@ def test_fresh_host_fix_installs_the_list_writes_the_conf_and_a_second_run_chang
     assert sorted(host.installed) == sorted(p.name for p in wanted(tests=False))
     written = host.root / "etc/containers/containers.conf"
     assert changed[-1] == f"set {written}: [engine] runtime = \"runc\"; [containers] " \
-        'default_ulimits = ["nofile=20000:20000", "nproc=96363:96363"]'  # fmt: skip
+        'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]'  # fmt: skip
     assert tomllib.loads(written.read_text()) == {
         "engine": {"runtime": "runc"},
-        "containers": {"default_ulimits": ["nofile=20000:20000", "nproc=96363:96363"]},
+        "containers": {"default_ulimits": ["nofile=20000:20000", "nproc=32768:32768"]},
     }
 
     after = gather(host)
@@ -85,7 +85,7 @@ def test_fix_merges_into_an_existing_containers_conf(host: FakeHost) -> None:
     assert tomllib.loads(text) == {
         "containers": {
             "log_size_max": 1048576,
-            "default_ulimits": ["memlock=-1:-1", "nofile=20000:20000", "nproc=96363:96363"],
+            "default_ulimits": ["memlock=-1:-1", "nofile=20000:20000", "nproc=32768:32768"],
         },
         "engine": {"runtime": "runc", "events_logger": "file",
                    "runtimes": {"runc": ["/usr/sbin/runc"]}},

@@ -121,3 +121,51 @@ def test_templates_dir_is_the_checkout(templates: Path) -> None:
     from codebase_mcp.pod.render import templates_dir
 
     assert templates_dir() == templates
+
+
+def test_render_k8s_scale_out_and_git_secret_references(cli_env) -> None:  # type: ignore[no-untyped-def]
+    result = CliRunner().invoke(cli_pod.pod, [
+        "render", "--k8s", "--name", "cm", "--server-replicas", "3", "--embedder-replicas", "2",
+        "--embedder-max-replicas", "5", "--git-host", "git.example.com",
+        "--git-ssh-key-secret", "git-creds:id_ed25519", "--git-known-hosts-secret", "git-creds",
+        "--git-shared-cache",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    docs = {d["kind"] + "/" + d["metadata"]["name"]: d for d in documents(result.output)}
+    assert docs["Deployment/cm-server"]["spec"]["replicas"] == 3
+    hpa = docs["HorizontalPodAutoscaler/cm-embedder"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 5)
+    assert "PersistentVolumeClaim/cm-git" in docs
+    spec = docs["Deployment/cm-server"]["spec"]["template"]["spec"]
+    (projected,) = [v["projected"] for v in spec["volumes"] if v["name"] == "git-credentials"]
+    items = sorted((s["secret"]["name"], i["key"], i["path"])
+                   for s in projected["sources"] for i in s["secret"]["items"])  # fmt: skip
+    assert items == [("git-creds", "id_ed25519", "ssh-key"),
+                     ("git-creds", "known-hosts", "known-hosts")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--k8s", "--git-token-secret", "t"], "no --git-host"),
+    (["--target", "podman", "--git-host", "h", "--git-token-secret", "t"],
+     "need --target kubernetes"),
+    (["--k8s", "--git-host", "h", "--git-token-secret", "Bad_Name"], "bad Secret reference"),
+    (["--k8s", "--embedder-replicas", "4", "--embedder-max-replicas", "3"], "is below"),
+])  # fmt: skip
+def test_render_refuses_bad_scale_and_git_options(cli_env, capsys, args, message) -> None:  # type: ignore[no-untyped-def]
+    from codebase_mcp.cli import main
+
+    base = ["pod", "render", "--podman-version", "4.3", "--name", "cm"]
+    with pytest.raises(SystemExit) as exited:
+        main([*base, *args])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2, err
+    assert message in err
+
+
+def test_up_refuses_no_git_with_other_git_options(cli_env, capsys) -> None:  # type: ignore[no-untyped-def]
+    from codebase_mcp.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["up", "--no-doctor", "--no-build", "--no-git", "--git-host", "h"])
+    assert exited.value.code == 2
+    assert "--no-git" in capsys.readouterr().err

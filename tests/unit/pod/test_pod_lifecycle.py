@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import types
 from dataclasses import dataclass, field
@@ -11,11 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from codebase_mcp.errors import CommandFailed, HostCheckFailed, ImageNotBuilt, PodUnhealthy
+from codebase_mcp.errors import (
+    CommandFailed,
+    CredentialFileError,
+    HostCheckFailed,
+    ImageNotBuilt,
+    PodUnhealthy,
+    UsageError,
+)
 from codebase_mcp.pod.lifecycle import Lifecycle, UpOptions, run_doctor
 from codebase_mcp.pod.models import repo_container_path
 from codebase_mcp.pod.podman import Podman
-from codebase_mcp.pod.state import load_state, pod_dir
+from codebase_mcp.pod.state import load_state, pod_dir, yaml_file
 from codebase_mcp.proc import Result
 
 
@@ -46,6 +54,7 @@ class FakePodman:
         r.on(["podman", "exec"], self._probe)  # type: ignore[attr-defined]
         r.on(["podman", "volume", "exists"], self._exists(self.volumes))  # type: ignore[attr-defined]
         r.on(["podman", "volume", "rm"], self._remove_many)  # type: ignore[attr-defined]
+        r.on(["podman", "volume", "create"], self._add(self.volumes, -1))  # type: ignore[attr-defined]
         r.reply(["podman", "logs"], "FATAL: something broke\n")  # type: ignore[attr-defined]
 
     @staticmethod
@@ -389,3 +398,115 @@ def test_down_volumes_removes_the_auth_secret_too(world) -> None:  # type: ignor
     assert {"secret cm-db", "secret cm-auth"} <= set(removed)
     assert world.podman.secrets == set()
     assert not pod_dir("cm").exists()
+
+
+# --- git sources ---------------------------------------------------------------
+KEY = b"-----BEGIN OPENSSH PRIVATE KEY-----\nbm90LWEta2V5\n-----END OPENSSH PRIVATE KEY-----\n"
+KNOWN_HOSTS = b"git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINotARealKeyAtAll\n"
+
+
+def credential_files(tmp_path: Path, key_mode: int = 0o600) -> dict[str, str]:
+    (tmp_path / "id").write_bytes(KEY)
+    (tmp_path / "id").chmod(key_mode)
+    (tmp_path / "kh").write_bytes(KNOWN_HOSTS)
+    return {"ssh-key": str(tmp_path / "id"), "known-hosts": str(tmp_path / "kh")}
+
+
+def real_rm(argv, _stdin):  # type: ignore[no-untyped-def]
+    target = Path(argv[-1])
+    target.chmod(0o700)
+    shutil.rmtree(target)
+    return Result(argv, 0)
+
+
+def test_up_with_git_copies_the_credentials_privately_and_mounts_them(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    world.runner.on(["rm", "-rf", "--"], real_rm)
+    files = credential_files(tmp_path)
+    state = world.life.up(UpOptions(name="cm", git_hosts=["git.example.com"], git_files=files))
+    copy = pod_dir("cm") / "git"
+    assert sorted(p.name for p in copy.iterdir()) == ["known-hosts", "ssh-key"]
+    assert stat.S_IMODE((copy / "ssh-key").stat().st_mode) == 0o400
+    assert (copy / "ssh-key").read_bytes() == KEY
+    assert world.runner.called("chown") == [("chown", "-R", "10001:10001", "--", str(copy))]
+    # the cache volume, created owned by the server's uid before kube play
+    (create,) = world.runner.called("podman", "volume", "create")
+    assert create == ("podman", "volume", "create", "--opt", "o=uid=10001,gid=10001", "cm-git")
+    order = [
+        c[:3] for c in world.runner.calls if c[:2] in (("podman", "volume"), ("podman", "kube"))
+    ]
+    assert order.index(("podman", "volume", "create")) < order.index(("podman", "kube", "play"))
+    spec = yaml_file(pod_dir("cm")).read_text()
+    assert f'path: "{copy}"' in spec
+    assert '"/run/secrets/git/ssh-key"' in spec
+    # no key material in the spec, any argv or any stdin
+    assert "bm90LWEta2V5" not in spec
+    assert not any("bm90LWEta2V5" in " ".join(c) for c in world.runner.calls)
+    assert not any(i and "bm90LWEta2V5" in i for i in world.runner.inputs)
+    assert (state.git_hosts, state.git_files) == (["git.example.com"], files)
+    # a second up remembers both, copies the (rotated) key again, keeps the volume
+    Path(files["ssh-key"]).chmod(0o600)
+    Path(files["ssh-key"]).write_bytes(KEY.replace(b"bm90LWEta2V5", b"cm90YXRlZA=="))
+    again = world.life.up(UpOptions(name="cm"))
+    assert (again.git_hosts, again.git_files) == (["git.example.com"], files)
+    assert b"cm90YXRlZA==" in (copy / "ssh-key").read_bytes()
+    assert len(world.runner.called("podman", "volume", "create")) == 1
+
+
+def test_a_bad_credential_file_stops_up_before_anything_runs(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    files = credential_files(tmp_path, key_mode=0o644)
+    with pytest.raises(CredentialFileError, match="chmod 600|mode 0644") as caught:
+        world.life.up(UpOptions(name="cm", git_hosts=["h.example"], git_files=files))
+    assert "--git-ssh-key" in caught.value.message
+    assert world.runner.calls == []
+    missing = {"token": str(tmp_path / "no-such-token")}
+    with pytest.raises(CredentialFileError, match="no such file"):
+        world.life.up(UpOptions(name="cm", git_hosts=["h.example"], git_files=missing))
+    assert world.runner.calls == []
+
+
+def test_credentials_without_a_git_host_are_refused(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UsageError, match="no git host"):
+        world.life.up(UpOptions(name="cm", git_files=credential_files(tmp_path)))
+    assert world.runner.calls == []
+
+
+def test_no_git_forgets_hosts_and_deletes_the_copy(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    world.runner.on(["rm", "-rf", "--"], real_rm)
+    files = credential_files(tmp_path)
+    world.life.up(UpOptions(name="cm", git_hosts=["h.example"], git_files=files))
+    state = world.life.up(UpOptions(name="cm", no_git=True))
+    assert (state.git_hosts, state.git_files) == ([], {})
+    assert not (pod_dir("cm") / "git").exists()
+    assert "CODEBASE_MCP_GIT" not in yaml_file(pod_dir("cm")).read_text()
+
+
+def test_down_deletes_the_copy_and_down_volumes_the_cache(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    world.runner.on(["rm", "-rf", "--"], real_rm)
+    world.life.up(
+        UpOptions(name="cm", git_hosts=["h.example"], git_files=credential_files(tmp_path))
+    )
+    removed = world.life.down("cm", volumes=False)
+    assert f"git credentials {pod_dir('cm') / 'git'}" in removed
+    assert "cm-git" in world.podman.volumes  # the cache is data: kept
+    world.life.up(UpOptions(name="cm"))  # copied again from the remembered files
+    assert (pod_dir("cm") / "git" / "ssh-key").read_bytes() == KEY
+    removed = world.life.down("cm", volumes=True)
+    assert "volume cm-git" in removed
+    assert not pod_dir("cm").exists()
+
+
+def test_rootless_up_hands_the_copy_over_inside_podmans_user_namespace(world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    world.life.rootless = True
+    world.runner.on(["podman", "unshare", "rm", "-rf", "--"], real_rm)
+    world.life.up(
+        UpOptions(name="cm", git_hosts=["h.example"], git_files=credential_files(tmp_path))
+    )
+    copy = pod_dir("cm") / "git"
+    assert world.runner.called("podman", "unshare", "chown") == [
+        ("podman", "unshare", "chown", "-R", "10001:10001", "--", str(copy))
+    ]
+    assert world.runner.called("chown") == []
+    world.life.down("cm", volumes=False)
+    assert world.runner.called("podman", "unshare", "rm") == [
+        ("podman", "unshare", "rm", "-rf", "--", str(copy))
+    ]

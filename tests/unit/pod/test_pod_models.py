@@ -20,6 +20,7 @@ def test_names_derive_from_the_pod_name() -> None:
         "cm-test-ab12-pgdata",
         "cm-test-ab12-models",
         "cm-test-ab12-ollama",
+        "cm-test-ab12-git",
     ]
     assert names.scratch_volumes() == [
         "cm-test-ab12-embedder-tmp",

@@ -18,7 +18,13 @@ from pydantic import SecretStr
 
 from codebase_mcp.errors import TemplateError
 from codebase_mcp.pod.features import PodmanVersion, features_for
-from codebase_mcp.pod.models import RenderInputs, repo_container_path, repo_mounts
+from codebase_mcp.pod.models import (
+    GitInputs,
+    RenderInputs,
+    SecretRef,
+    repo_container_path,
+    repo_mounts,
+)
 from codebase_mcp.pod.render import documents, render
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -69,6 +75,33 @@ def cases(images: dict[str, str]) -> dict[str, RenderInputs]:
         "podman-ollama-5.0.yaml": RenderInputs(
             images={**images, "embedder": OLLAMA}, embedder="ollama", features=PODMAN_50
         ),
+        "kubernetes-scale-git.yaml": RenderInputs(
+            images=images,
+            target="kubernetes",
+            server_replicas=3,
+            embedder_replicas=2,
+            embedder_max_replicas=6,
+            db_password=SecretStr("golden-password"),
+            auth_token=SecretStr("golden-token"),
+            git=GitInputs(
+                hosts=("git.example.com", "gitlab.internal:2222"),
+                secrets={
+                    "ssh-key": SecretRef(name="git-creds", key="id_ed25519"),
+                    "known-hosts": SecretRef(name="git-creds", key="known_hosts"),
+                    "token": SecretRef(name="git-token", key="token"),
+                },
+                shared_cache=True,
+            ),
+        ),
+        "podman-git-4.3.yaml": RenderInputs(
+            images=images,
+            features=PODMAN_43,
+            git=GitInputs(
+                hosts=("git.example.com",),
+                credentials=("ssh-key", "known-hosts"),
+                credentials_dir="/home/dev/.local/share/codebase-mcp/pods/codebase-mcp/git",
+            ),
+        ),
         "kubernetes-ollama.yaml": RenderInputs(
             images={**images, "embedder": OLLAMA},
             embedder="ollama",
@@ -88,6 +121,8 @@ CASES = [
     "podman-auth-4.3.yaml",
     "podman-ollama-5.0.yaml",
     "kubernetes-ollama.yaml",
+    "kubernetes-scale-git.yaml",
+    "podman-git-4.3.yaml",
 ]
 
 
@@ -284,6 +319,7 @@ def test_kubernetes_has_the_objects_a_cluster_needs(
         ("StatefulSet", "cm-postgres"),
         ("Service", "cm-embedder"),
         ("Deployment", "cm-embedder"),
+        ("HorizontalPodAutoscaler", "cm-embedder"),
         ("Service", "cm-server"),
         ("Deployment", "cm-server"),
         ("PersistentVolumeClaim", "cm-repos"),
@@ -393,14 +429,23 @@ def test_ollama_on_kubernetes_keeps_its_models_on_a_claim(
         auth_token=SecretStr("y"),
     )
     docs = documents(render(inputs, templates))
+    # Every replica needs the model: a claim each (a StatefulSet), not one shared claim.
     claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
-    assert "codebase-mcp-ollama" in claims
-    (deployment,) = [
-        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-embedder")
-    ]
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "codebase-mcp-ollama" not in claims
+    (workload,) = [d for d in docs if d["metadata"]["name"] == "codebase-mcp-embedder"
+                   and d["kind"] in ("Deployment", "StatefulSet")]  # fmt: skip
+    assert workload["kind"] == "StatefulSet"
+    (template,) = workload["spec"]["volumeClaimTemplates"]
+    assert template["metadata"]["name"] == "models"
+    (container,) = workload["spec"]["template"]["spec"]["containers"]
     assert container["env"] == [{"name": "OLLAMA_HOST", "value": "0.0.0.0:11434"}]
+    assert {"name": "models", "mountPath": "/root/.ollama"} in container["volumeMounts"]
+    # each replica pulls the model itself, and takes traffic only once it has it
+    pull = container["lifecycle"]["postStart"]["exec"]["command"]
+    assert pull[-1] == "until ollama pull nomic-embed-text; do sleep 5; done"
+    assert container["readinessProbe"]["exec"]["command"] == ["ollama", "show", "nomic-embed-text"]
+    hpa = next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "StatefulSet"
 
 
 def server_env_of(container: dict[str, Any]) -> dict[str, Any]:

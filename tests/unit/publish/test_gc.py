@@ -15,7 +15,7 @@ def keep(unknown: frozenset[str] = frozenset()) -> Keep:
         refs=frozenset({CURRENT}),
         unknown_names=unknown,
         sha256=frozenset({"1" * 64}),
-        rootfs_keys=frozenset({"r" * 64}),
+        layer_keys=frozenset({"r" * 64}),
     )
 
 
@@ -50,8 +50,13 @@ def test_store_entries(tmp_path: Path) -> None:
         entry(tmp_path, "sha256/" + "2" * 64),  # not locked: goes
         entry(tmp_path, "sha256/.partial-x"),  # a download in progress: stays
         entry(tmp_path, "sha256/.partial-y", stale),  # abandoned: goes
-        entry(tmp_path, "rootfs/" + "r" * 64 + ".tar"),
-        entry(tmp_path, "rootfs/" + "s" * 64 + ".tar"),
+        entry(tmp_path, "rootfs/" + "r" * 64 + ".tar"),  # an older builder's: goes
+        entry(tmp_path, "layers/" + "r" * 64 + ".json"),  # a current layer: stays
+        entry(tmp_path, "layers/" + "s" * 64 + ".json"),
+        entry(tmp_path, "trees/" + "r" * 64),  # unpacked for a current layer: stays
+        entry(tmp_path, "trees/" + "s" * 64),
+        entry(tmp_path, "trees/.unpacking-1"),  # maybe being unpacked: stays
+        entry(tmp_path, "trees/.unpacking-2", stale),
         entry(tmp_path, "builds/" + "a" * 64 + ".json"),  # its image is current: stays
         entry(tmp_path, "builds/" + "b" * 64 + ".json"),
         entry(tmp_path, "tmp/context-1"),  # maybe a running build: stays
@@ -61,10 +66,13 @@ def test_store_entries(tmp_path: Path) -> None:
     ]
     removals = plan_gc(keep(), [LocalTag(CURRENT, "i", 1)], tmp_path, entries, NOW)
     assert sorted((r.kind, str(Path(r.target).relative_to(tmp_path))) for r in removals) == [
+        ("layer", "layers/" + "s" * 64 + ".json"),
         ("record", "builds/" + "b" * 64 + ".json"),
-        ("rootfs", "rootfs/" + "s" * 64 + ".tar"),
+        ("rootfs", "rootfs/" + "r" * 64 + ".tar"),
         ("store", "sha256/.partial-y"),
         ("store", "sha256/" + "2" * 64),
+        ("tree", "trees/.unpacking-2"),
+        ("tree", "trees/" + "s" * 64),
         ("workdir", "rootfs-abc"),
         ("workdir", "tmp/context-2"),
     ]

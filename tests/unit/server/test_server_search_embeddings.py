@@ -1,4 +1,5 @@
-"""Search helpers (validation, fusion, tsquery) and the Ollama client (mocked HTTP)."""
+"""Search helpers (validation, fusion, the query vector's time limit) and the Ollama
+client (mocked HTTP)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from codebase_mcp.server.embeddings import OllamaEmbedder, prefixes_for
 from codebase_mcp.server.paths import PathMapper
 from codebase_mcp.server.search import (
     Filters,
+    Fusion,
     Hit,
+    embed_query_within,
     fuse,
+    fuse_convex,
+    fuse_hybrid,
     normalise_file_type,
-    tsquery_text,
     validate_query,
 )
 
@@ -41,19 +45,58 @@ def test_normalise_file_type() -> None:
         normalise_file_type("py; drop table")
 
 
-def test_tsquery_text_ors_words_and_identifier_parts() -> None:
-    assert tsquery_text("parseConfig file") == "parseconfig | parse | config | file"
-    assert tsquery_text("!!! ?") == ""
-
-
-def hit(i: int, similarity: float = 0.5) -> Hit:
-    return Hit(i, f"/p{i}", f"p{i}", None, 1, 2, None, "", similarity)
+def hit(i: int, similarity: float = 0.5, bm25: float | None = None) -> Hit:
+    return Hit(i, f"/p{i}", f"p{i}", None, 1, 2, None, "", similarity, bm25=bm25)
 
 
 def test_rrf_fusion_rewards_agreement() -> None:
     fused = fuse([[hit(1), hit(2), hit(3)], [hit(3), hit(4)]], limit=3)
     assert [h.id for h in fused] == [3, 1, 2]
     assert math.isclose(fused[0].score, 1 / 63 + 1 / 61, rel_tol=1e-4)
+
+
+def test_weighted_rrf_leans_towards_the_heavier_half() -> None:
+    semantic, lexical = [hit(1), hit(2)], [hit(2, bm25=3.0), hit(3, bm25=2.0)]
+    heavy_semantic = fuse_hybrid(semantic, lexical, 3, Fusion("rrf", 10, 0.9))
+    assert [h.id for h in heavy_semantic][:2] == [2, 1]
+    heavy_lexical = fuse_hybrid([hit(1), hit(2)], [hit(2, bm25=3.0), hit(3, bm25=2.0)], 3,
+                                Fusion("rrf", 10, 0.1))  # fmt: skip
+    assert [h.id for h in heavy_lexical] == [2, 3, 1]
+    assert heavy_lexical[0].bm25 == 3.0  # the lexical score travels with the hit
+
+
+def test_convex_fusion_mixes_cosine_and_normalised_bm25() -> None:
+    unembedded = hit(3, similarity=0.0, bm25=4.0)
+    unembedded.embedded = False
+    fused = fuse_convex([hit(1, 0.9), hit(2, 0.5)], [hit(2, 0.5, 2.0), unembedded], 3, 0.5)
+    scores = {h.id: h.score for h in fused}
+    assert math.isclose(scores[1], 0.45) and math.isclose(scores[2], 0.25 + 0.25)
+    assert math.isclose(scores[3], 0.5)  # no vector yet: its BM25 alone
+
+
+async def test_a_slow_or_failing_embedder_gives_no_vector_and_says_why() -> None:
+    import asyncio
+
+    class Slow:
+        model = "m"
+
+        async def embed_documents(self, texts: Any) -> list[list[float]]:
+            raise AssertionError
+
+        async def embed_query(self, text: str) -> list[float]:
+            await asyncio.sleep(5)
+            return [1.0]
+
+    class Down(Slow):
+        async def embed_query(self, text: str) -> list[float]:
+            raise EmbedderError("cannot reach the embedder at http://e", hint="start it")
+
+    slow = await embed_query_within(Slow(), "q", 0.05)
+    assert slow.vector is None and slow.reason == "embedder_timeout"
+    assert slow.detail == "the embedder did not answer within 0.05 s"
+    down = await embed_query_within(Down(), "q", 2.0)
+    assert (down.vector, down.reason) == (None, "embedder_error")
+    assert down.detail is not None and "cannot reach" in down.detail
 
 
 def test_prefixes() -> None:
@@ -160,9 +203,8 @@ async def test_text_search_over_budget_falls_back_to_nothing() -> None:
         def transaction(self) -> Any:
             return contextlib.AsyncExitStack()
 
-        async def fetchval(self, sql: str, *args: Any) -> Any:
+        async def execute(self, sql: str, *args: Any) -> Any:
             executed.append((sql, *args))
-            return ["pars", "config"]  # the query's lexemes
 
         async def fetch(self, *args: Any) -> list[Any]:
             raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
@@ -177,10 +219,10 @@ async def test_text_search_over_budget_falls_back_to_nothing() -> None:
         budget_ms=40,
     )
     assert (result.hits, result.status) == ([], "over_budget")
-    ((sql, words, budget),) = executed
-    assert "set_config('statement_timeout', $2, true)" in sql
+    ((sql, budget),) = executed
+    assert "set_config('statement_timeout', $1, true)" in sql
     assert "set_config('plan_cache_mode', 'force_custom_plan', true)" in sql
-    assert (words, budget) == ("parse config", "40")
+    assert budget == "40"
 
 
 async def test_text_search_without_words_asks_nothing() -> None:

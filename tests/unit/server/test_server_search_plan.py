@@ -1,79 +1,63 @@
-"""The full-text query planner (which words select the chunks to rank) and the
+"""The lexical query planner (which terms select the chunks to rank), the words indexed,
+the embedding order, and the
 bulk-load decision of the indexer: pure functions, no database."""
 
 from __future__ import annotations
 
-import pytest
-
-from codebase_mcp.server.indexer import BulkLoad, should_defer_index
-from codebase_mcp.server.search import VISIT_COST, TermStats, plan_text_query, query_words
-
-# 100k chunks in the table; project "big" holds 90 % of them, "small" 10 %.
-STATS = TermStats(
-    rows=100_000,
-    freqs={"self": 0.60, "implement": 0.06, "config": 0.04, "pars": 0.01, "json": 0.02},
-    shares={"big": 0.9, "small": 0.1},
-)
+from codebase_mcp.server.chunker import lexical_text, lexical_words
+from codebase_mcp.server.indexer import BulkLoad, embed_rank, should_defer_index
+from codebase_mcp.server.search import idf, plan_lexical, query_text
 
 
-def test_query_words_split_identifiers_and_drop_noise() -> None:
-    assert query_words("where is parseConfig?") == ["where", "is", "parseconfig", "parse", "config"]
-    assert query_words("a ! _") == []
+def test_rarest_terms_select_and_common_ones_only_add() -> None:
+    # (term_id, df) in a project of 10,000 chunks; a cap of 1,000 postings.
+    plan = plan_lexical([(1, 6_000), (2, 40), (3, 900), (4, 300)], 10_000, 1_000)
+    assert plan is not None
+    assert [t.term_id for t in plan.select] == [2, 4]  # 40 + 300 fit, + 900 does not
+    assert [t.term_id for t in plan.extra] == [3, 1]
+    assert plan.cost == 340
+    # Rarer terms weigh more; idf is never negative, even in every chunk.
+    idfs = {t.term_id: t.idf for t in plan.select + plan.extra}
+    assert idfs[2] > idfs[4] > idfs[3] > idfs[1] > 0
+    assert idf(10_000, 10_000) > 0
 
 
-def test_estimates_come_from_the_statistics_and_unknown_words_are_rare() -> None:
-    assert STATS.estimate("json") == pytest.approx(2_000)
-    # Not in the most-common list: half the smallest listed frequency.
-    assert STATS.estimate("presort") == pytest.approx(500)
-    # Ranking a chunk of this project costs 1; visiting another project's chunk less.
-    assert STATS.cost("json", "big") == pytest.approx(2_000 * (VISIT_COST + 0.9))
-    assert STATS.cost("json", "tiny") == pytest.approx(2_000 * VISIT_COST)
+def test_the_rarest_term_always_selects_and_no_cap_takes_all() -> None:
+    plan = plan_lexical([(1, 6_000), (2, 5_000)], 10_000, 1_000)
+    assert plan is not None and [t.term_id for t in plan.select] == [2]
+    uncapped = plan_lexical([(1, 6_000), (2, 5_000)], 10_000, 0)
+    assert uncapped is not None and len(uncapped.select) == 2 and not uncapped.extra
+    assert plan_lexical([], 10_000, 1_000) is None
+    assert plan_lexical([(1, 0)], 10_000, 1_000) is None  # every chunk of it removed
 
 
-def test_every_word_when_they_fit() -> None:
-    plan = plan_text_query(["pars", "json"], STATS, "small", 2_000)
-    assert plan is not None and plan.kind == "any"
-    assert plan.match == plan.rank == "'pars' | 'json'"  # rarest first
+def test_lexical_words_split_identifiers_keep_them_whole_and_drop_noise() -> None:
+    assert lexical_words("def parse_config(self, HTTPServer, x, v2):") == [
+        "parseconfig", "parse", "config", "httpserver", "http", "server"
+    ]  # fmt: skip
+    assert lexical_words("return None") == []
+    text = lexical_text("src/web_app/routing.py", "Router.add_route", "x = 1")
+    assert text.split() == [
+        "src", "web", "app", "routing", "py", "router", "addroute", "add", "route"
+    ]  # fmt: skip
+    # A query goes through the same words: an identifier finds itself.
+    assert query_text("where is parseConfig?") == "where is parseconfig parse config"
 
 
-def test_common_words_only_rank_the_rare_words_matches() -> None:
-    plan = plan_text_query(["self", "implement", "presort", "pars"], STATS, "big", 2_000)
-    assert plan is not None and plan.kind == "rarest"
-    assert plan.match == "'presort' | 'pars'"
-    assert plan.rank == "'presort' | 'pars' | 'implement' | 'self'"
-    assert plan.cost <= 2_000
-
-
-def test_a_small_project_in_a_big_table_may_rank_more_words() -> None:
-    words = ["implement", "pars", "json"]
-    big = plan_text_query(words, STATS, "big", 2_000)
-    small = plan_text_query(words, STATS, "small", 2_000)
-    assert big is not None and big.match == "'pars'"
-    assert small is not None and small.match == "'pars' | 'json'"
-
-
-def test_only_common_words_need_all_of_them_or_nothing() -> None:
-    plan = plan_text_query(["implement", "config"], STATS, "big", 2_000)
-    assert plan is not None and plan.kind == "all"
-    assert plan.match == "'config' & 'implement'"
-    # 100k * 0.6 * 0.06 = 3,600 chunks hold both: nothing narrows the search down.
-    assert plan_text_query(["self", "implement"], STATS, "big", 2_000) is None
-    assert plan_text_query(["self"], STATS, "big", 2_000) is None
-
-
-def test_no_cap_or_no_statistics_is_the_plain_or() -> None:
-    words = ["self", "implement", "pars"]
-    uncapped = plan_text_query(words, STATS, "big", 0)
-    assert uncapped is not None and uncapped.kind == "any"
-    assert uncapped.match == "'pars' | 'implement' | 'self'"
-    never_analysed = plan_text_query(words, TermStats(), "big", 2_000)
-    assert never_analysed is not None and never_analysed.match == "'self' | 'implement' | 'pars'"
-    assert plan_text_query([], STATS, "big", 2_000) is None
-
-
-def test_lexemes_are_quoted_for_tsquery() -> None:
-    plan = plan_text_query(["it's", "a\\b"], TermStats(), "p", 0)
-    assert plan is not None and plan.match == "'it''s' | 'a\\\\b'"
+def test_embedding_order_puts_source_first_and_tests_last() -> None:
+    assert embed_rank("src/click/core.py", "python") == 0
+    assert embed_rank("docs/usage.md", "markdown") == 1
+    assert embed_rank("README", None) == 1
+    for path in (
+        "tests/test_core.py",
+        "src/test_utils.py",
+        "cmd/root_test.go",
+        "spec/a.spec.ts",
+        "examples/demo.py",
+        "pkg/testdata/x.go",
+        "conftest.py",
+    ):
+        assert embed_rank(path, "python") == 2, path  # fmt: skip
 
 
 def test_remaining_chunks_extrapolate_from_the_bytes_per_chunk_seen() -> None:
