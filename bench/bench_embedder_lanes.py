@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Load benchmark: query embeddings while an indexing stream embeds (issue 12), before/after.
 
-    .venv/bin/python bench/bench_embedder_lanes.py [--clients 16] [--queries 25] [--rounds 2]
-        [--before-src /work/main/src] [--out bench/results/embedder_query_lane.json]
+    git archive eddd6cd src | tar -x -C /tmp/before     # the embedder before the query lane
+    .venv/bin/python bench/bench_embedder_lanes.py --before-src /tmp/before/src
+        [--clients 16] [--queries 25] [--rounds 2] [--out bench/results/embedder_query_lane.json]
 
 Each variant is a real ``embedder serve`` process on a loopback port, reached over
 real HTTP through the server's own client (:class:`OllamaEmbedder`, which marks
 queries with ``X-Embed-Purpose: query``; an embedder that does not know the header
 ignores it):
 
-- **before**: the embedder's code from ``--before-src`` (main's checkout): one queue,
+- **before**: the embedder's code from ``--before-src`` (main before the lanes): one queue,
   one inference thread, a query waits behind whatever index batch is running;
 - **after**: this checkout: a query lane with its own thread, index batches cut into
   slices that yield to queries.
@@ -245,12 +246,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--index-seconds", type=float, default=45.0)
     parser.add_argument("--chunks", type=int, default=512)
-    parser.add_argument("--before-src", type=Path, default=Path("/work/main/src"))
+    parser.add_argument(
+        "--before-src", type=Path, default=None, help="src/ of the code to compare against"
+    )
     parser.add_argument("--only", choices=["before", "after"], default=None)
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/embedder_query_lane.json")
     args = parser.parse_args()
 
     chunks = code_chunks(args.chunks)
+    if args.before_src is None and args.only != "after":
+        parser.error("--before-src is needed for the 'before' variant (or give --only after)")
     variants = {"before": args.before_src, "after": REPO / "src"}
     if args.only:
         variants = {args.only: variants[args.only]}
@@ -290,7 +295,8 @@ def main() -> None:
         "what": f"{args.clients} concurrent clients x {args.queries} query embeddings each, "
         "while one stream embeds 64-chunk index requests, against a real `embedder serve` "
         "over HTTP through the server's OllamaEmbedder",
-        "before": f"embedder code from {args.before_src} (main): one queue, one thread",
+        "before": f"embedder code from {args.before_src} (main at eddd6cd, before the lanes): "
+        "one queue, one thread",
         "after": "this branch: query lane + index slices of EMBEDDER_INDEX_SLICE_TOKENS "
         "(default 1024) yielding to queries for up to EMBEDDER_INDEX_MAX_PAUSE (0.5 s)",
         "goal": "p95 < 300 ms, 0 errors",

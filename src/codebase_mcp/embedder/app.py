@@ -108,6 +108,7 @@ class EmbedderService:
         index_slice_tokens: int = DEFAULT_INDEX_SLICE_TOKENS,
         index_max_pause: float = DEFAULT_INDEX_MAX_PAUSE,
         index_nice: int = DEFAULT_INDEX_NICE,
+        query_threads: int = 1,
     ) -> None:
         self.encoder = encoder
         self.served = served or served_model_for(encoder)
@@ -119,6 +120,7 @@ class EmbedderService:
             index_slice_tokens=max(index_slice_tokens, encoder.max_seq_length),
             index_max_pause=index_max_pause,
             index_nice=index_nice,
+            query_threads=query_threads,
         )
         self._tokenize_pool: ThreadPoolExecutor | None = None
 

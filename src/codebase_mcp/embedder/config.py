@@ -34,6 +34,13 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=32 * 1024 * 1024, ge=1024, description="largest request body accepted (413 above)"
     )
+    query_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="query lane: threads a batch of queries is split over; default: 2, "
+        "at most the CPUs available",
+    )
     index_slice_tokens: int = Field(
         default=1024,
         ge=256,

@@ -35,7 +35,7 @@ def build_app(settings: ServeSettings) -> Starlette:
     from codebase_mcp.embedder.app import EmbedderService, create_app
     from codebase_mcp.embedder.encoder import SentenceEncoder
     from codebase_mcp.embedder.model_files import load_model_files
-    from codebase_mcp.embedder.threads import get_blas_threads, set_blas_threads
+    from codebase_mcp.embedder.threads import available_cpus, get_blas_threads, set_blas_threads
 
     set_blas_threads(threads)
     files = load_model_files(settings.model_dir)
@@ -63,6 +63,9 @@ def build_app(settings: ServeSettings) -> Starlette:
         index_slice_tokens=settings.index_slice_tokens,
         index_max_pause=settings.index_max_pause,
         index_nice=settings.index_nice,
+        # Two by default: a batch of queries splits over both cores (the index lane
+        # pauses while queries run, so its core is free then).
+        query_threads=settings.query_threads or min(2, available_cpus()),
     )
     return create_app(service)
 

@@ -22,6 +22,7 @@ from codebase_mcp.embedder.batcher import (
     lower_thread_priority,
     plan_slices,
     purpose_of,
+    split_even,
     take_jobs,
 )
 from codebase_mcp.embedder.bert import Float32Array
@@ -33,6 +34,7 @@ class ScriptedRun:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []  # (lane, rows)
+        self.together: threading.Barrier | None = None  # calls of >1 row must meet here
         self.hold = {"query": threading.Event(), "index": threading.Event()}
         self.entered = {"query": threading.Event(), "index": threading.Event()}
         self.fail_next: Exception | None = None
@@ -42,6 +44,8 @@ class ScriptedRun:
     def __call__(self, sequences: Sequence[Sequence[int]]) -> Float32Array:
         lane = "index" if threading.current_thread().name.startswith("embedder-index") else "query"
         self.calls.append((lane, len(sequences)))
+        if self.together is not None and len(sequences) > 1:
+            self.together.wait(timeout=5)  # BrokenBarrierError unless run at the same time
         self.entered[lane].set()
         assert self.hold[lane].wait(timeout=10), "a held forward pass was never released"
         if self.fail_next is not None:
@@ -96,7 +100,34 @@ def test_plan_slices_bounds_padded_tokens() -> None:
     assert max(len(s) for s in plan_slices([10] * 200, max_rows=64, slice_tokens=10_000)) == 64
 
 
+def test_split_even() -> None:
+    assert split_even(7, 2) == [range(0, 4), range(4, 7)]
+    assert split_even(1, 2) == [range(0, 1)]
+    assert split_even(6, 3) == [range(0, 2), range(2, 4), range(4, 6)]
+    assert split_even(5, 1) == [range(0, 5)]
+
+
 # --- scheduling ------------------------------------------------------------------
+async def test_a_batch_of_queries_splits_over_the_query_threads() -> None:
+    run = ScriptedRun()
+    run.together = threading.Barrier(2)
+    batcher = MicroBatcher(run, max_batch=64, query_threads=2)
+    await batcher.start()
+    try:
+        run.hold["query"].clear()
+        first = asyncio.create_task(batcher.embed(seqs(0, 1, 3), "query"))
+        await wait_for(run.entered["query"])
+        rest = [asyncio.create_task(batcher.embed(seqs(10 + i, 1, 3), "query")) for i in range(5)]
+        await asyncio.sleep(0.05)
+        run.hold["query"].set()
+        answers = await asyncio.wait_for(asyncio.gather(first, *rest), 5)
+    finally:
+        await batcher.stop()
+    assert [a.tolist() for a in answers] == [[[0.0, 3.0]]] + [[[10.0 + i, 3.0]] for i in range(5)]
+    # 1, then 5 = 3 + 2 on two threads at once (they met at the barrier).
+    assert sorted(run.calls) == [("query", 1), ("query", 2), ("query", 3)]
+
+
 async def test_a_query_is_answered_while_an_index_slice_is_in_flight() -> None:
     run = ScriptedRun()
     batcher = MicroBatcher(run, max_batch=64, index_slice_tokens=256, index_max_pause=5)
