@@ -47,7 +47,7 @@ def auth_file(given: Path | None) -> Path | None:
     return path
 
 
-def _registry(argv: list[str], target: str, runner: Runner) -> bytes:
+def _registry(argv: list[str], target: str, runner: Runner, action: str) -> bytes:
     try:
         return runner.run(argv).stdout.encode()
     except CommandFailed as exc:
@@ -57,7 +57,7 @@ def _registry(argv: list[str], target: str, runner: Runner) -> bytes:
                 f"skopeo refused a blob of {target}: its digest does not match",
                 hint="the blob was corrupted in the registry or on the way; nothing was written",
             ) from exc
-        raise explain(exc.stderr, target) from exc
+        raise explain(exc.stderr, target, action) from exc
 
 
 def push(
@@ -79,7 +79,7 @@ def push(
             (layout / rel).parent.mkdir(parents=True, exist_ok=True)
             (layout / rel).write_bytes(data)
         argv = artifact.push_argv(layout, ref, tls_verify=tls_verify, authfile=auth)
-        _registry(argv, ref.repository, runner)
+        _registry(argv, ref.repository, runner, "pushing to")
     return IndexArtifact(
         f"{ref.repository}@{plan.digest}", plan.digest, plan.layer_digest, plan.size, str(file)
     )
@@ -97,7 +97,10 @@ def pull(
     ref = artifact.parse_reference(ref_text, push=False)
     auth = auth_file(authfile)
     raw = _registry(
-        artifact.inspect_argv(ref, tls_verify=tls_verify, authfile=auth), ref.repository, runner
+        artifact.inspect_argv(ref, tls_verify=tls_verify, authfile=auth),
+        ref.repository,
+        runner,
+        "pulling from",
     )
     layer = artifact.check_manifest(raw, ref)  # refuses other things before any download
     digest = artifact.sha256(raw)
@@ -105,7 +108,7 @@ def pull(
     with tempfile.TemporaryDirectory(prefix="codebase-mcp-index-pull-") as tmp:
         layout = Path(tmp) / "layout"
         argv = artifact.pull_argv(pinned, layout, tls_verify=tls_verify, authfile=auth)
-        _registry(argv, ref.repository, runner)
+        _registry(argv, ref.repository, runner, "pulling from")
         index = json.loads((layout / "index.json").read_text())
         got = index["manifests"][0]["digest"]
         if got != digest:

@@ -132,7 +132,7 @@ def _run_registry(argv: list[str], target: str, runner: Runner) -> None:
         raise explain(exc.stderr, target) from exc
 
 
-def explain(stderr: str, target: str) -> PublishError:
+def explain(stderr: str, target: str, action: str = "pushing to") -> PublishError:
     """A PublishError naming the cause: unreachable host, credentials, TLS, or the tool's words."""
     registry = target.split("/", 1)[0]
     tail = " ".join(stderr.strip().splitlines()[-3:])[-600:]
@@ -160,7 +160,7 @@ def explain(stderr: str, target: str) -> PublishError:
             hint="for a local plain-HTTP registry pass --no-tls-verify; otherwise fix its "
             "certificate or this host's CA store",
         )
-    return PublishError(f"pushing to {target} failed: {tail}")
+    return PublishError(f"{action} {target} failed: {tail}")
 
 
 def write_atomic(path: Path, data: bytes) -> None:
