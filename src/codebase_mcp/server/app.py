@@ -47,7 +47,34 @@ R = TypeVar("R")
 # CODEBASE_MCP_MAX_LIMIT, the project id pattern) are published, not enforced by
 # pydantic, so a bad value gets the server's own message and hint.
 RepoPath = Annotated[
-    str, Field(description="the repository to index: an absolute path on your machine")
+    str | None,
+    Field(
+        description="the repository to index: an absolute path on your machine "
+        "(or give repo_url instead)"
+    ),
+]
+RepoUrl = Annotated[
+    str | None,
+    Field(
+        description="a git repository to index instead of repo_path: https://host/org/repo.git "
+        "or ssh://git@host/org/repo.git, on a host the server allows (CODEBASE_MCP_GIT_HOSTS); "
+        "no credentials in it (the server has its own)"
+    ),
+]
+Ref = Annotated[
+    str | None,
+    Field(
+        description="with repo_url: the branch, tag or commit to index (default: the "
+        "remote's HEAD); resolved to one commit when the job is queued"
+    ),
+]
+IndexProjectId = Annotated[
+    str | None,
+    Field(
+        description="project to index into (letters, digits and . _ : -, at most 128 "
+        "characters); default: 'default' for repo_path, host:org:repo for repo_url",
+        json_schema_extra={"pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"},
+    ),
 ]
 ProjectId = Annotated[
     str,
@@ -152,16 +179,21 @@ def create_server(state: ServerState, *, auth: AuthProvider | None = None) -> Fa
     @mcp.tool
     @tool_errors
     async def start_indexing_background(
-        repo_path: RepoPath,
-        project_id: ProjectId = "default",
+        repo_path: RepoPath = None,
+        project_id: IndexProjectId = None,
         force_reindex: ForceReindex = False,
         watch: Watch = None,
+        repo_url: RepoUrl = None,
+        ref: Ref = None,
     ) -> IndexingStarted:
-        """Queue indexing of a repository (absolute path on your machine); returns a job id
-        at once. Unchanged files are skipped; force_reindex rebuilds everything. Searchable
-        by words within seconds, by meaning as embedding proceeds (see the job's status).
-        watch=true keeps it in sync with its files from then on."""
-        return await service.start_indexing(state, repo_path, project_id, force_reindex, watch)
+        """Queue indexing of a repository: an absolute path on your machine (repo_path), or
+        a git repository (repo_url + ref, pinned to the commit ref names now); returns a job
+        id at once. Unchanged files are skipped; force_reindex rebuilds everything.
+        Searchable by words within seconds, by meaning as embedding proceeds (see the job's
+        status). watch=true keeps a repo_path in sync with its files from then on."""
+        return await service.start_indexing(
+            state, repo_path, project_id, force_reindex, watch, repo_url=repo_url, ref=ref
+        )
 
     @mcp.tool
     @tool_errors

@@ -210,6 +210,7 @@ async def list_projects(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """
         SELECT p.id, p.embedding_model, p.embedding_dim, p.created_at, p.updated_at,
+               p.source_url, p.source_ref, p.source_commit, p.source_indexed_at,
                (SELECT count(*) FROM files f WHERE f.project_id = p.id) AS files,
                coalesce(s.chunks, 0) AS chunks, coalesce(s.embedded, 0) AS embedded,
                (SELECT array_agg(DISTINCT f.repo_root) FROM files f
@@ -626,19 +627,67 @@ async def create_job(
     root_path: str,
     force_reindex: bool,
     embedding_model: str,
+    source: GitSource | None = None,
 ) -> uuid.UUID:
+    """Queue a job; ``source``: the git URL, ref and commit it is pinned to (git jobs)."""
     job_id = uuid.uuid4()
     await conn.execute(
-        "INSERT INTO jobs (id, project_id, repo_path, root_path, force_reindex, embedding_model) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO jobs (id, project_id, repo_path, root_path, force_reindex, embedding_model, "
+        "source_url, source_ref, source_commit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         job_id,
         project_id,
         repo_path,
         root_path,
         force_reindex,
         embedding_model,
+        source.url if source else None,
+        source.ref if source else None,
+        source.commit if source else None,
     )
     return job_id
+
+
+@dataclass(frozen=True)
+class GitSource:
+    """A git source as stored: canonical credential-free URL, ref, commit."""
+
+    url: str
+    ref: str | None
+    commit: str | None
+
+
+def job_source(job: dict[str, Any]) -> GitSource | None:
+    """The git source of a job row (None: a path job)."""
+    url = job.get("source_url")
+    return GitSource(url, job.get("source_ref"), job.get("source_commit")) if url else None
+
+
+async def project_source(conn: asyncpg.Connection, project_id: str) -> GitSource | None:
+    """The git source a project last indexed completely, if any."""
+    row = await conn.fetchrow(
+        "SELECT source_url, source_ref, source_commit FROM projects WHERE id = $1", project_id
+    )
+    if row is None or row["source_url"] is None:
+        return None
+    return GitSource(row["source_url"], row["source_ref"], row["source_commit"])
+
+
+async def record_source(
+    conn: asyncpg.Connection, job_id: uuid.UUID, project_id: str, source: GitSource
+) -> None:
+    """A git job indexed ``source.commit``: the job and its project say so."""
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE jobs SET source_commit = $2 WHERE id = $1", job_id, source.commit
+        )
+        await conn.execute(
+            "UPDATE projects SET source_url = $2, source_ref = $3, source_commit = $4, "
+            "source_indexed_at = now() WHERE id = $1",
+            project_id,
+            source.url,
+            source.ref,
+            source.commit,
+        )
 
 
 async def get_job(conn: asyncpg.Connection, job_id: uuid.UUID) -> dict[str, Any] | None:

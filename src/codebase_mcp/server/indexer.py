@@ -201,8 +201,13 @@ class Indexer:
         force: bool,
         report: ProgressSink,
         progress: Progress | None = None,
+        walk_root: str | None = None,
     ) -> Progress:
         """Index ``root`` (container path) into ``project_id``; ``report`` may raise JobStopped.
+
+        ``walk_root``: read the files from this directory instead, and store them
+        under ``root`` (a git source: ``root`` is its URL, the files are a checkout
+        of one commit; keyed by the URL, unchanged files keep their hash across commits).
 
         Two phases: every changed file is read, chunked and written with its
         lexical index (searchable from the first batch), then the chunks still
@@ -222,7 +227,7 @@ class Indexer:
 
         t = time.perf_counter()
         walk = await asyncio.to_thread(
-            walk_repository, root, max_file_bytes=self.settings.max_file_bytes
+            walk_repository, walk_root or root, max_file_bytes=self.settings.max_file_bytes
         )
         progress.add_time("walk_s", time.perf_counter() - t)
         counters["files_total"] = len(walk.files) + len(walk.skipped)
@@ -252,7 +257,8 @@ class Indexer:
         bulk = BulkLoad(first_index=not indexed, total_bytes=sum(f.size for f in walk.files))
         try:
             await self._index_files(
-                project_id, root, force, walk.files, known, report, progress, dimension
+                project_id, root, force, walk.files, known, report, progress, dimension,
+                keyed=walk_root is not None,
             )
             progress.add_time("lexical_ready_s", time.perf_counter() - started)
             await self._embed_pending(project_id, dimension, report, progress, bulk)
@@ -292,6 +298,8 @@ class Indexer:
         report: ProgressSink,
         progress: Progress,
         dimension: int,
+        *,
+        keyed: bool = False,
     ) -> None:
         counters = progress.counters
         batch_files = self.settings.write_batch_files
@@ -316,13 +324,17 @@ class Indexer:
                     # Report first: a cancel (or delete_project) must stop us before
                     # the next write can re-create a deleted project.
                     await report(progress)
-                    await self._write(project_id, root, pending, progress, replace_model, dimension)
+                    await self._write(
+                        project_id, root, pending, progress, replace_model, dimension, keyed
+                    )
                     replace_model = False
                     pending, pending_chunks = [], 0
             await report(progress)
         if pending:
             await report(progress)
-            await self._write(project_id, root, pending, progress, replace_model, dimension)
+            await self._write(
+                project_id, root, pending, progress, replace_model, dimension, keyed
+            )
 
     async def _embed_pending(
         self,
@@ -451,16 +463,21 @@ class Indexer:
         progress: Progress,
         replace_model: bool,
         dimension: int,
+        keyed: bool = False,
     ) -> None:
-        """Write files and chunks (no vectors yet) with their lexical index."""
+        """Write files and chunks (no vectors yet) with their lexical index.
+
+        ``keyed``: the files were read elsewhere (a git checkout); their path is
+        stored as ``root/rel_path`` so it stays the same from commit to commit."""
         t = time.perf_counter()
         files: list[db.FileRow] = []
         records: list[tuple[int, tuple[Any, ...]]] = []
         for index, item in enumerate(batch):
             rel = item.entry.rel_path
+            path = f"{root}/{rel}" if keyed else item.entry.abs_path
             files.append(
                 db.FileRow(
-                    path=item.entry.abs_path,
+                    path=path,
                     rel_path=rel,
                     content_hash=item.content_hash,
                     language=item.language,
@@ -476,7 +493,7 @@ class Indexer:
                     (
                         index,
                         (
-                            item.entry.abs_path,
+                            path,
                             rel,
                             extension,
                             item.language,

@@ -7,6 +7,11 @@ works, and every worker periodically sends jobs whose heartbeat is older than
 Indexing is idempotent (files are compared by hash), so a retried job simply
 continues where the dead one stopped. A worker gets plain values (job id,
 paths), never a request's Context: jobs outlive the request that started them.
+
+A git job (``source_url`` set) first fetches the commit it was pinned to when it
+was queued into the git cache (every replica gets the same bytes), indexes that
+checkout under the URL, and on success records the commit on the job and the
+project; the next job passes it as ``since`` and unchanged files keep their hash.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -23,6 +29,7 @@ from codebase_mcp.errors import CodebaseMcpError
 from codebase_mcp.server import db
 from codebase_mcp.server.config import ServerSettings
 from codebase_mcp.server.embeddings import Embedder
+from codebase_mcp.server.gitsource import Checkout, GitSources
 from codebase_mcp.server.indexer import (
     Indexer,
     JobStopped,
@@ -46,6 +53,7 @@ class Worker:
         self.pool = pool
         self.settings = settings
         self.indexer = Indexer(pool, embedder, settings)
+        self.git = GitSources(settings.git_config())
         self.worker_id = worker_id or new_worker_id()
         self.wakeup = asyncio.Event()
         self.current_job: uuid.UUID | None = None
@@ -116,13 +124,21 @@ class Worker:
                 raise JobStopped("cancelled")
 
         status, error = "completed", None
+        source = db.job_source(job)
         try:
+            walk_root: str | None = None
+            if source is not None:
+                checkout = await self._fetch(job["project_id"], source, progress)
+                source = db.GitSource(checkout.url, source.ref, checkout.commit)
+                walk_root = str(checkout.path)
+                await report(progress)
             await self.indexer.run(
                 project_id=job["project_id"],
                 root=job["root_path"],
                 force=job["force_reindex"],
                 report=report,
                 progress=progress,
+                walk_root=walk_root,
             )
         except JobStopped as stopped:
             if stopped.reason == "lost":
@@ -146,7 +162,21 @@ class Worker:
                 await beat
             self.current_job = None
         async with self.pool.acquire() as conn:
+            if status == "completed" and source is not None:
+                await db.record_source(conn, job_id, job["project_id"], source)
             await db.finish_job(conn, job_id, self.worker_id, status, error)
+
+    async def _fetch(self, project_id: str, source: db.GitSource, progress: Progress) -> Checkout:
+        """The job's commit, checked out in the git cache (in a thread: git is blocking)."""
+        async with self.pool.acquire() as conn:
+            last = await db.project_source(conn, project_id)
+        since = last.commit if last is not None and last.url == source.url else None
+        started = time.perf_counter()
+        checkout = await asyncio.to_thread(
+            self.git.fetch, source.url, source.ref, commit=source.commit, since=since
+        )
+        progress.add_time("fetch_s", time.perf_counter() - started)
+        return checkout
 
     async def _heartbeat(self, job_id: uuid.UUID, stop: asyncio.Future[str]) -> None:
         """Keep the claim alive during long embedding calls; notice cancels between batches."""

@@ -46,9 +46,17 @@ class IndexingStarted(Answer):
     job_id: str = Field(description="id to pass to get_indexing_status and cancel_indexing")
     status: str = Field(description="always 'pending' here: a worker picks the job up")
     project_id: str = Field(description="the project the repository is indexed into")
-    repo_path: str = Field(description="the repository, as a path on your machine")
+    repo_path: str = Field(
+        description="the repository, as a path on your machine (a git source: its URL)"
+    )
     message: str = Field(description="what to do next")
     watch: WatchState = Field(description="whether the repository is watched (watch mode)")
+    source_url: str | None = optional("git sources: the URL, without credentials")
+    ref: str | None = optional("git sources: the ref resolved (refs/heads/main, a tag, HEAD)")
+    commit: str | None = optional(
+        "git sources: the commit the job is pinned to (omitted for an abbreviated id until "
+        "the fetch finds it)"
+    )
 
 
 class WatchState(Answer):
@@ -112,6 +120,9 @@ class JobStatus(Answer):
         "share (0..1) of the chunks embedded (searchable by meaning); omitted when unknown"
     )
     watch: WatchState | None = optional("watch mode of the job's repository")
+    source_url: str | None = optional("git sources: the URL, without credentials")
+    source_ref: str | None = optional("git sources: the ref the job was given")
+    source_commit: str | None = optional("git sources: the commit the job indexes")
 
 
 class CancelAnswer(Answer):
@@ -214,6 +225,10 @@ class ProjectInfo(Answer):
     watches: list[WatchState] = Field(
         default_factory=list, description="its watched repositories (watch mode), stopped ones too"
     )
+    source_url: str | None = optional("git sources: the URL last indexed, without credentials")
+    source_ref: str | None = optional("git sources: the ref last indexed")
+    source_commit: str | None = optional("git sources: the commit last indexed completely")
+    source_indexed_at: str | None = optional("ISO 8601 time that commit was indexed")
 
 
 class ProjectList(Answer):

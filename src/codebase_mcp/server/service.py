@@ -11,6 +11,7 @@ the unit tests exercise without a server.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import textwrap
 import time
@@ -25,6 +26,7 @@ import asyncpg
 from codebase_mcp.errors import CodebaseMcpError, InvalidToolInput, NotFound
 from codebase_mcp.server import db, watchstore
 from codebase_mcp.server.chunker import identifier_words
+from codebase_mcp.server.gitsource import parse_remote
 from codebase_mcp.server.jobs import progress_fields
 from codebase_mcp.server.models import (
     DETAILS,
@@ -117,14 +119,70 @@ def watch_state(row: watchstore.WatchRow | None) -> WatchState:
     return WatchState(**watchstore.watch_view(row))
 
 
+DEFAULT_PROJECT = "default"
+_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]+")
+
+
+def check_source(
+    repo_path: str | None, repo_url: str | None, ref: str | None, watch: bool | None
+) -> None:
+    """Exactly one of repo_path and repo_url; ref and watch only where they mean something."""
+    has_path = bool(repo_path and repo_path.strip())
+    has_url = bool(repo_url and repo_url.strip())
+    if has_path and has_url:
+        raise InvalidToolInput(
+            "give repo_path or repo_url, not both",
+            hint="repo_path indexes a directory on your machine; repo_url (with ref) a git "
+            "repository the server fetches",
+        )
+    if not has_path and not has_url:
+        raise InvalidToolInput(
+            "no repository given",
+            hint="pass repo_path (an absolute path on your machine) or repo_url "
+            "(a git URL, with ref: a branch, tag or commit)",
+        )
+    if has_path and ref is not None:
+        raise InvalidToolInput(
+            "ref is only for repo_url (a git repository)",
+            hint="leave ref out to index repo_path as it is on disk",
+        )
+    if has_url and watch:
+        raise InvalidToolInput(
+            "watch=true needs a repo_path: a git source is indexed at one commit",
+            hint="call start_indexing_background(repo_url=..., ref=...) again to index a "
+            "newer commit (only changed files are embedded)",
+        )
+
+
+def git_project_id(url: str) -> str:
+    """The project id of a git source, from its URL: ``host:path:segments`` (no
+    scheme, port, user or ``.git``), so https and ssh URLs of one repository agree."""
+    remote = parse_remote(url)
+    path = remote.path.strip("/").removesuffix(".git")
+    raw = ":".join([remote.host.strip("[]"), *[p for p in path.split("/") if p]])
+    slug = _SLUG_UNSAFE.sub("-", raw).strip("-:.") or "git"
+    if not slug[0].isalnum():
+        slug = "git-" + slug
+    if len(slug) > 128:
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:12]
+        slug = f"{slug[:115].rstrip('-:.')}-{digest}"
+    return slug
+
+
 async def start_indexing(
     state: ServerState,
-    repo_path: str,
-    project_id: str,
+    repo_path: str | None,
+    project_id: str | None,
     force_reindex: bool,
     watch: bool | None = None,
+    repo_url: str | None = None,
+    ref: str | None = None,
 ) -> IndexingStarted:
-    check_project_id(project_id)
+    check_source(repo_path, repo_url, ref, watch)
+    if repo_url:
+        return await start_git_indexing(state, repo_url, ref, project_id, force_reindex)
+    assert repo_path is not None
+    project_id = check_project_id(project_id or DEFAULT_PROJECT)
     repo = state.mapper.resolve_repo(repo_path)
     pool = await state.pool()
     async with pool.acquire() as conn:
@@ -160,6 +218,52 @@ async def start_indexing(
         repo_path=repo.host_path,
         message="poll get_indexing_status(job_id) until status is completed",
         watch=watch_state(watch_row),
+    )
+
+
+async def start_git_indexing(
+    state: ServerState,
+    repo_url: str,
+    ref: str | None,
+    project_id: str | None,
+    force_reindex: bool,
+) -> IndexingStarted:
+    """Queue a job for the commit ``ref`` names now. The URL is checked (no I/O), then
+    resolved on the remote (``git ls-remote``) before anything is written: a bad
+    URL, a host not allowed, an unreachable server or a missing ref writes nothing."""
+    remote, _ = state.git.check(repo_url, ref)
+    project_id = check_project_id(project_id or git_project_id(remote.url))
+    resolved = await asyncio.to_thread(state.git.resolve, repo_url, ref)
+    source = db.GitSource(resolved.url, resolved.ref_name or resolved.ref, resolved.commit)
+    pool = await state.pool()
+    async with pool.acquire() as conn:
+        project = await db.get_project(conn, project_id)
+        if (
+            project is not None
+            and project.embedding_model != state.embedder.model
+            and not force_reindex
+        ):
+            raise db.model_mismatch(project, state.embedder.model, None)
+        job_id = await db.create_job(
+            conn,
+            project_id=project_id,
+            repo_path=resolved.url,
+            root_path=resolved.url,  # the index root is the URL: stable from commit to commit
+            force_reindex=force_reindex,
+            embedding_model=state.embedder.model,
+            source=source,
+        )
+    state.notify_workers()
+    return IndexingStarted(
+        job_id=str(job_id),
+        status="pending",
+        project_id=project_id,
+        repo_path=resolved.url,
+        message="poll get_indexing_status(job_id) until status is completed",
+        watch=watch_state(None),
+        source_url=source.url,
+        ref=source.ref,
+        commit=source.commit,
     )
 
 
@@ -211,6 +315,9 @@ def job_status(
         finished_at=_iso(job["finished_at"]),
         **progress_fields(job),
         watch=watch_state(watch),
+        source_url=job.get("source_url"),
+        source_ref=job.get("source_ref"),
+        source_commit=job.get("source_commit"),
     )
 
 
@@ -475,6 +582,10 @@ def project_info(
         created_at=_iso(row["created_at"]),
         updated_at=_iso(row["updated_at"]),
         watches=[watch_state(w) for w in watches],
+        source_url=row.get("source_url"),
+        source_ref=row.get("source_ref"),
+        source_commit=row.get("source_commit"),
+        source_indexed_at=_iso(row.get("source_indexed_at")),
     )
 
 

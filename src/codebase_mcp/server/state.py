@@ -15,6 +15,7 @@ from codebase_mcp.errors import CodebaseMcpError
 from codebase_mcp.server import db
 from codebase_mcp.server.config import ServerSettings
 from codebase_mcp.server.embeddings import Embedder, embedder_from_settings
+from codebase_mcp.server.gitsource import GitSources
 from codebase_mcp.server.jobs import Worker
 from codebase_mcp.server.paths import PathMapper
 from codebase_mcp.server.search import TermStatsCache
@@ -35,6 +36,7 @@ class ServerState:
         self.database = database
         self.embedder = embedder
         self.mapper = PathMapper(settings.root_mappings())
+        self.git = GitSources(settings.git_config())  # repo_url + ref (no I/O until used)
         self.term_stats = TermStatsCache()
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
