@@ -257,7 +257,14 @@ class Indexer:
         bulk = BulkLoad(first_index=not indexed, total_bytes=sum(f.size for f in walk.files))
         try:
             await self._index_files(
-                project_id, root, force, walk.files, known, report, progress, dimension,
+                project_id,
+                root,
+                force,
+                walk.files,
+                known,
+                report,
+                progress,
+                dimension,
                 keyed=walk_root is not None,
             )
             progress.add_time("lexical_ready_s", time.perf_counter() - started)
@@ -332,9 +339,7 @@ class Indexer:
             await report(progress)
         if pending:
             await report(progress)
-            await self._write(
-                project_id, root, pending, progress, replace_model, dimension, keyed
-            )
+            await self._write(project_id, root, pending, progress, replace_model, dimension, keyed)
 
     async def _embed_pending(
         self,

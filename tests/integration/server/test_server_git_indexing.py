@@ -147,9 +147,7 @@ async def test_index_by_url_then_only_the_changed_file_is_embedded(
     caplog.set_level(logging.DEBUG)
     answers: list[dict[str, Any]] = []
     async with Client(create_server(git_state)) as client:
-        tool = next(
-            t for t in await client.list_tools() if t.name == "start_indexing_background"
-        )
+        tool = next(t for t in await client.list_tools() if t.name == "start_indexing_background")
         assert {"repo_url", "ref", "repo_path"} <= set(tool.input_schema["properties"])
 
         started = await call(client, "start_indexing_background", repo_url=upstream.url, ref="main")
