@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -384,6 +385,7 @@ async def search_code(
                 f"{query_vector.reason}: {query_vector.detail}" if query_vector.reason else None
             ),
         )
+        source = await db.project_source(conn, project_id) if detail == "full" else None
     searched = time.perf_counter()
     common: dict[str, Any] = {
         "mode": found.mode,
@@ -395,7 +397,11 @@ async def search_code(
     if detail == "full":
         full = full_hits(found.hits, state.mapper)
         if settings.context_lines:
-            spans = [(h.path, h.start_line, h.end_line, h.content) for h in found.hits]
+            spans = [
+                (checkout_path(h.path, source, settings.git_cache), h.start_line, h.end_line,
+                 h.content)
+                for h in found.hits
+            ]  # fmt: skip
             around = await asyncio.to_thread(read_context, spans, settings.context_lines)
             for hit, (before, after) in zip(full, around, strict=True):
                 hit.context_before, hit.context_after = before, after
@@ -424,6 +430,14 @@ def full_hits(hits: Sequence[Hit], mapper: PathMapper) -> list[FullHit]:
         )
         for hit in hits
     ]
+
+
+def checkout_path(path: str, source: db.GitSource | None, cache: Path) -> str:
+    """Where a stored path can be read: a git source's files (stored as ``URL/rel``)
+    are in the checkout of the commit the project last indexed; others where they are."""
+    if source is None or source.commit is None or not path.startswith(source.url + "/"):
+        return path
+    return str(cache / "checkouts" / source.commit / path[len(source.url) + 1 :])
 
 
 def read_context(spans: Sequence[tuple[str, int, int, str]], lines: int) -> list[tuple[str, str]]:

@@ -36,8 +36,15 @@ TOKEN = "glpat-Q1w2e3r4t5y6-gitwire-secret"
 FILES: dict[str, str] = {
     "README.md": "# upstream\n\nA repository served over smart HTTP.\n",
     "src/config_loader.py": (
+        "import json\n"
+        + "".join(
+            f"# header line {n}: padding, so that the chunker keeps this apart\n" for n in range(4)
+        )
+        + "\n"
         "def parse_config_file(path):\n"
-        '    """Read a JSON configuration file."""\n'
+        '    """Read a JSON configuration file and return the parsed settings as a dict,\n'
+        "    raising a clear error when the file is missing, unreadable or not JSON at all,\n"
+        '    so that the caller can say which file was wrong and what to do about it."""\n'
         "    return open(path).read()\n"
     ),
     "src/retry.py": (
@@ -178,12 +185,13 @@ async def test_index_by_url_then_only_the_changed_file_is_embedded(
         assert project["source_commit"] == upstream.first
         assert project["repositories"] == [upstream.url]
 
-        # A new commit: one file changed, one added. Only those two are embedded.
+        # A new commit: one file changed, one added, one deleted. Only two are embedded.
         second = upstream.push(
             {
                 "src/retry.py": "class RetryPolicy:\n    def jittered_backoff(self, n):\n"
                 "        return n\n",
                 "src/new_module.py": "def freshly_added_helper():\n    return 42\n",
+                "cmd/checksum.go": None,
             },
             "two",
         )
@@ -195,18 +203,34 @@ async def test_index_by_url_then_only_the_changed_file_is_embedded(
         answers.append(status)
         assert status["status"] == "completed", status
         assert status["files_indexed"] == 2, status
-        assert status["files_unchanged"] == len(FILES) - 1
+        assert status["files_unchanged"] == len(FILES) - 2
+        assert status["files_deleted"] == 1
         assert embedded_paths(fake_embedder) == {"src/retry.py", "src/new_module.py"}
         projects = await call(client, "list_projects")
         (project,) = projects["projects"]
         assert project["source_commit"] == second
-        assert project["files"] == len(FILES) + 1  # one root: the URL, not a checkout path
+        assert project["files"] == len(FILES)  # one root: the URL, not a checkout path
 
         found = await call(
             client, "search_code", query="jittered backoff", project_id="127.0.0.1:org:tools"
         )
         assert found["results"][0]["relative_path"] == "src/retry.py"
         assert "jittered_backoff" in found["results"][0]["snippet"]
+        gone = await call(
+            client, "search_code", query="compute checksum", project_id="127.0.0.1:org:tools"
+        )
+        assert "cmd/checksum.go" not in [r["relative_path"] for r in gone["results"]]
+        full = await call(
+            client,
+            "search_code",
+            query="parse config file",
+            project_id="127.0.0.1:org:tools",
+            detail="full",
+        )
+        top = full["results"][0]
+        assert top["path"] == f"{upstream.url}/src/config_loader.py"
+        assert top["start_line"] == 7, top
+        assert top["context_before"].startswith("# header line 3"), top  # read from the checkout
 
         # The ref moved on after the job was queued: the job still indexes its commit.
         pinned = await call(client, "start_indexing_background", repo_url=upstream.url, ref="main")

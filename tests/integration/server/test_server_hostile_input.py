@@ -48,7 +48,14 @@ SEED_PROJECT = "seed"
 SEED_REPO = f"{HOST_ROOT}/repo"
 SEED_QUERY = "parse a JSON configuration file"
 TOOLS = {
-    "start_indexing_background": {"repo_path", "project_id", "force_reindex", "watch"},
+    "start_indexing_background": {
+        "repo_path",
+        "project_id",
+        "force_reindex",
+        "watch",
+        "repo_url",
+        "ref",
+    },
     "get_indexing_status": {"job_id"},
     "cancel_indexing": {"job_id"},
     "search_code": {"query", "project_id", "limit", "file_type", "directory", "detail"},
@@ -299,6 +306,21 @@ JOB_IDS = [
     "1" * 10_000,
 ]
 INTEGERS = [0, -1, -(2**31), 2**31, 2**63, 10**40, -(10**40), 101, 10**6]
+GIT_URLS = [
+    "",
+    " ",
+    "https://github.com/o/r.git",  # well-formed, but no host is allowed here
+    "git@github.com:o/r.git",
+    "file:///etc",
+    f"file://{SEED_REPO}",
+    SEED_REPO,
+    "ext::sh -c id",
+    "fd::3",
+    "ssh://-oProxyCommand=id/x",
+    "--upload-pack=id",
+    "https://user:hunter2@github.com/o/r.git",
+    "http://127.0.0.1:1/x.git",
+]
 WRONG_TYPES: list[Any] = [
     None,
     [],
@@ -364,6 +386,19 @@ def values_for(param: str) -> list[tuple[str, Any]]:
         ]
     if param == "force_reindex":
         return [("wrong-type", v) for v in ["maybe", 2, -1, *WRONG_TYPES]]
+    if param == "repo_url":  # the server allows no git host: every URL is refused
+        return (
+            [("url", v) for v in GIT_URLS]
+            + strings
+            + [("wrong-type", v) for v in WRONG_TYPES if v is not None]
+        )
+    if param == "ref":  # with repo_path: refused whatever it is (None is valid: no ref)
+        texts = ["", "main", "-x", "main..", "refs/../x", "@{-1}", "HEAD~1", "a b"]
+        return (
+            [("text", v) for v in texts]
+            + strings
+            + [("wrong-type", v) for v in WRONG_TYPES if v is not None]
+        )
     if param == "watch":  # true, false or unset (None is valid: "leave it as it is")
         return [("wrong-type", v) for v in ["maybe", 2, -1, *WRONG_TYPES] if v is not None]
     if param == "detail":  # only "compact" and "full", exactly
@@ -395,6 +430,8 @@ def table_cases(stack: Stack) -> list[Case]:
         for param in sorted(params):
             for label, value in values_for(param):
                 arguments = {**base, param: value}
+                if param == "repo_url":  # alone: with repo_path it is refused as "not both"
+                    arguments.pop("repo_path")
                 ok = may_succeed(tool, param, label, value)
                 cases.append(Case(tool, arguments, f"{tool}.{param} {label}", ok))
         # the shape of the call itself
