@@ -34,6 +34,7 @@ from codebase_mcp.server.chunker import (
     lexical_text,
 )
 from codebase_mcp.server.config import ServerSettings
+from codebase_mcp.server.embedcache import cache_key, plan_misses, text_sha256
 from codebase_mcp.server.embeddings import Embedder
 from codebase_mcp.server.walker import FileEntry, walk_repository
 
@@ -324,6 +325,21 @@ class Indexer:
             await report(progress)
             await self._write(project_id, root, pending, progress, replace_model, dimension)
 
+    async def _cache_key(self, dimension: int) -> str | None:
+        """The embedding cache's model key, or None: cache off (the setting), or the
+        embedder reports no digest of its weights (see :mod:`embedcache`)."""
+        if not self.settings.embedding_cache:
+            return None
+        identity = getattr(self.embedder, "identity", None)
+        digest = await identity() if identity is not None else None
+        key = cache_key(self.embedder.model, dimension, digest)
+        if key is None:
+            log.info(
+                "embedding cache not used: the embedder reports no digest for %s",
+                self.embedder.model,
+            )
+        return key
+
     async def _embed_pending(
         self,
         project_id: str,
@@ -332,46 +348,77 @@ class Indexer:
         progress: Progress,
         bulk: BulkLoad,
     ) -> None:
-        """Embed the project's chunks that have no vector yet, a batch at a time
-        (small batches: progress, cancels and the heartbeat move every few seconds)."""
+        """Give the project's chunks that have no vector yet one, a batch at a time
+        (small batches: progress, cancels and the heartbeat move every few seconds).
+
+        Each batch first takes what the embedding cache holds for its texts (one
+        statement, ``chunks_reused``); only the rest goes to the embedder
+        (``chunks_embedded``, each distinct text once), and its vectors go into
+        the cache for the next clone.
+        """
         counters = progress.counters
         async with self.pool.acquire() as conn:
             if await db.get_project(conn, project_id) is None:
                 return  # nothing was written (an empty repository)
             counters["chunks_to_embed"] = await db.count_unembedded(conn, project_id)
         counters["chunks_embedded"] = 0
+        counters["chunks_reused"] = 0
         await report(progress)
+        key = await self._cache_key(dimension) if counters["chunks_to_embed"] else None
         batch_size = self.settings.embed_batch_size
-        while counters["chunks_embedded"] < counters["chunks_to_embed"]:
+        while counters["chunks_embedded"] + counters["chunks_reused"] < counters["chunks_to_embed"]:
             async with self.pool.acquire() as conn:
                 batch = await db.next_to_embed(conn, project_id, batch_size)
             if not batch:
                 break
             texts = [embedding_text(c.rel_path, Chunk(0, 0, c.content, c.symbol)) for c in batch]
-            t = time.perf_counter()
-            vectors = await self.embedder.embed_documents(texts)
-            progress.add_time("embed_s", time.perf_counter() - t)
-            await self._maybe_defer_index(project_id, dimension, progress, bulk)
-            t = time.perf_counter()
-            async with self.pool.acquire() as conn:
-                written = await db.write_embeddings(
-                    conn, project_id, dimension, [c.id for c in batch], vectors
-                )
-            progress.add_time("vector_write_s", time.perf_counter() - t)
-            counters["chunks_embedded"] += written
+            hashes = [text_sha256(t) for t in texts]
+            ids = [c.id for c in batch]
+            filled: set[int] = set()
+            if key is not None:
+                t = time.perf_counter()
+                async with self.pool.acquire() as conn:
+                    filled = await db.fill_from_cache(conn, project_id, dimension, key, ids, hashes)
+                progress.add_time("cache_s", time.perf_counter() - t)
+                counters["chunks_reused"] += len(filled)
+            misses = plan_misses(ids, hashes, texts, filled)
+            written = 0
+            if misses.texts:
+                t = time.perf_counter()
+                vectors = await self.embedder.embed_documents(misses.texts)
+                progress.add_time("embed_s", time.perf_counter() - t)
+                await self._maybe_defer_index(project_id, dimension, progress, bulk)
+                t = time.perf_counter()
+                async with self.pool.acquire() as conn, conn.transaction():
+                    written = await db.write_embeddings(
+                        conn,
+                        project_id,
+                        dimension,
+                        misses.chunk_ids,
+                        misses.vectors_for_chunks(vectors),
+                        misses.hashes,
+                    )
+                    if key is not None:
+                        await db.insert_cached_embeddings(
+                            conn, key, misses.unique_hashes(), vectors
+                        )
+                progress.add_time("vector_write_s", time.perf_counter() - t)
+                counters["chunks_embedded"] += written
             await report(progress)
-            if not written:  # rows changed under us (another model?): stop, never spin
+            if not written and not filled:  # rows changed under us (another model?): stop
                 break
 
     async def _maybe_defer_index(
         self, project_id: str, dimension: int, progress: Progress, bulk: BulkLoad
     ) -> None:
         """Decide once, at the second vector write (the first one measured a live insert)."""
-        written = progress.counters["chunks_embedded"]
+        written = progress.counters["chunks_embedded"]  # by the embedder, not the cache
         if bulk.decided or not written or dimension > db.MAX_INDEXED_DIMENSION:
             return
         bulk.decided = True
-        remaining = progress.counters["chunks_to_embed"] - written
+        remaining = (
+            progress.counters["chunks_to_embed"] - written - progress.counters["chunks_reused"]
+        )
         if not (self.settings.defer_index_min_chunks and bulk.first_index):
             return
         async with self.pool.acquire() as conn:
@@ -432,7 +479,10 @@ class Indexer:
                 )
                 if built:
                     progress.add_time("vector_index_s", time.perf_counter() - t)
-            written = progress.counters["chunks_created"] + progress.counters["chunks_embedded"]
+            counters = progress.counters
+            written = (
+                counters["chunks_created"] + counters["chunks_embedded"] + counters["chunks_reused"]
+            )
             if project is not None and written >= ANALYZE_AFTER_CHUNKS:
                 t = time.perf_counter()
                 await conn.execute("ANALYZE chunks", timeout=db.LONG_STATEMENT_TIMEOUT)
@@ -487,6 +537,7 @@ class Indexer:
                             search_text[:100_000],
                             dimension,
                             rank,
+                            text_sha256(embedding_text(rel, chunk)),
                         ),
                     )
                 )
