@@ -13,6 +13,8 @@
 - ``chunks.text_sha256``: the same hash on every chunk written from now on (NULL
   for chunks written before; set when they get their vector).
 - ``jobs.chunks_reused``: chunks whose vector came from the cache.
+- ``embedding_models``: the vector length each (model, weights digest) answered,
+  so a new project of known weights needs no probe request to the embedder.
 
 Revision ID: 0005_embedding_cache
 Revises: 0004_watches
@@ -44,6 +46,17 @@ def upgrade() -> None:
         )
         """
     )
+    op.execute(
+        """
+        CREATE TABLE embedding_models (
+            model       text NOT NULL,
+            digest      text NOT NULL,
+            dimension   integer NOT NULL CHECK (dimension > 0),
+            created_at  timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (model, digest)
+        )
+        """
+    )
     op.execute("ALTER TABLE chunks ADD COLUMN text_sha256 bytea")
     op.execute("CREATE INDEX chunks_text_sha256 ON chunks (text_sha256)")
     op.execute("ALTER TABLE jobs ADD COLUMN chunks_reused integer NOT NULL DEFAULT 0")
@@ -53,4 +66,5 @@ def downgrade() -> None:
     op.execute("ALTER TABLE jobs DROP COLUMN IF EXISTS chunks_reused")
     op.execute("DROP INDEX IF EXISTS chunks_text_sha256")
     op.execute("ALTER TABLE chunks DROP COLUMN IF EXISTS text_sha256")
+    op.execute("DROP TABLE IF EXISTS embedding_models")
     op.execute("DROP TABLE IF EXISTS embedding_cache")

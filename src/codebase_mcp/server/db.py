@@ -706,6 +706,26 @@ async def lookup_cached_embeddings(
     return {bytes(row["text_sha256"]): _parse_vector(row["vec"]) for row in rows}
 
 
+async def known_dimension(conn: asyncpg.Connection, model: str, digest: str) -> int | None:
+    """The vector length these weights answered before (None: never seen)."""
+    value: int | None = await conn.fetchval(
+        "SELECT dimension FROM embedding_models WHERE model = $1 AND digest = $2", model, digest
+    )
+    return value
+
+
+async def remember_dimension(
+    conn: asyncpg.Connection, model: str, digest: str, dimension: int
+) -> None:
+    await conn.execute(
+        "INSERT INTO embedding_models (model, digest, dimension) VALUES ($1, $2, $3) "
+        "ON CONFLICT DO NOTHING",
+        model,
+        digest,
+        int(dimension),
+    )
+
+
 async def touch_released_cache(conn: asyncpg.Connection, where: str, *args: Any) -> None:
     """Mark the entries of chunks about to be deleted as used now, so the collector
     keeps them for the grace period (a re-clone soon after finds them).

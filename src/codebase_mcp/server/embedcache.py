@@ -24,9 +24,15 @@ from dataclasses import dataclass
 KEY_VERSION = "v1"  # bump if what a vector depends on changes (prefixes, normalisation)
 
 
+def normalise_digest(digest: str | None) -> str | None:
+    """``sha256:ABC..`` or ``abc..`` -> ``abc..``; None or blank -> None."""
+    value = (digest or "").strip().removeprefix("sha256:").lower()
+    return value or None
+
+
 def cache_key(model: str, dimension: int, digest: str | None) -> str | None:
     """The model identity entries are stored under; None: no verified digest, no cache."""
-    digest = (digest or "").strip().removeprefix("sha256:").lower()
+    digest = normalise_digest(digest)
     if not digest or not model:
         return None
     return f"{KEY_VERSION}|{model}|{int(dimension)}|sha256:{digest}"

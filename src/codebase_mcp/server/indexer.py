@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 
@@ -34,7 +34,7 @@ from codebase_mcp.server.chunker import (
     lexical_text,
 )
 from codebase_mcp.server.config import ServerSettings
-from codebase_mcp.server.embedcache import cache_key, plan_misses, text_sha256
+from codebase_mcp.server.embedcache import cache_key, normalise_digest, plan_misses, text_sha256
 from codebase_mcp.server.embeddings import Embedder
 from codebase_mcp.server.walker import FileEntry, walk_repository
 
@@ -180,6 +180,8 @@ def should_defer_index(
 
 
 class Indexer:
+    last_cache_gc: ClassVar[float | None] = None  # monotonic time of this process's last GC
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -270,18 +272,37 @@ class Indexer:
                 log.exception("project %s: rebuilding the vector index failed", project_id)
             raise
         await self._finish(project_id, bulk, progress)
+        await self._collect_cache(progress)
         progress.add_time("total_s", time.perf_counter() - started)
         await report(progress)
         return progress
 
     async def _dimension(self, project: db.Project | None) -> int:
         """The vector length chunks are written with: the project's (same model,
-        also under force_reindex), or (new project, other model) what the
-        embedder answers for one probe."""
+        also under force_reindex), what these weights answered before (their
+        digest known, embedding cache on), or what the embedder answers for one probe."""
         if project is not None and project.embedding_model == self.embedder.model:
             return int(project.embedding_dim)
+        model = self.embedder.model
+        digest = await self._digest()
+        if digest is not None:
+            async with self.pool.acquire() as conn:
+                known = await db.known_dimension(conn, model, digest)
+            if known is not None:
+                return known
         (vector,) = await self.embedder.embed_documents([DIMENSION_PROBE])
+        if digest is not None:
+            async with self.pool.acquire() as conn:
+                await db.remember_dimension(conn, model, digest, len(vector))
         return len(vector)
+
+    async def _digest(self) -> str | None:
+        """The digest of the embedder's weights when the cache may use it (else None)."""
+        if not self.settings.embedding_cache:
+            return None
+        identity = getattr(self.embedder, "identity", None)
+        digest = await identity(fresh=True) if identity is not None else None
+        return normalise_digest(digest)
 
     async def _index_files(
         self,
@@ -330,9 +351,7 @@ class Indexer:
         embedder reports no digest of its weights (see :mod:`embedcache`)."""
         if not self.settings.embedding_cache:
             return None
-        identity = getattr(self.embedder, "identity", None)
-        digest = await identity() if identity is not None else None
-        key = cache_key(self.embedder.model, dimension, digest)
+        key = cache_key(self.embedder.model, dimension, await self._digest())
         if key is None:
             log.info(
                 "embedding cache not used: the embedder reports no digest for %s",
@@ -492,6 +511,21 @@ class Indexer:
                     timeout=db.LONG_STATEMENT_TIMEOUT,
                 )
                 progress.add_time("analyze_s", time.perf_counter() - t)
+
+    async def _collect_cache(self, progress: Progress) -> None:
+        """Garbage-collect the embedding cache, at most every
+        ``embedding_cache_gc_interval`` seconds per server process."""
+        now = time.monotonic()
+        last = Indexer.last_cache_gc
+        if last is not None and now - last < self.settings.embedding_cache_gc_interval:
+            return
+        Indexer.last_cache_gc = now
+        t = time.perf_counter()
+        async with self.pool.acquire() as conn:
+            deleted = await db.gc_embedding_cache(conn, self.settings.embedding_cache_grace)
+        progress.add_time("cache_gc_s", time.perf_counter() - t)
+        if deleted:
+            log.info("embedding cache: %d unused entries removed", deleted)
 
     async def _write(
         self,
