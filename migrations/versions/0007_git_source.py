@@ -7,7 +7,7 @@ fetches that commit. A project records the URL and commit of its last completed
 git job, so the next one can tell what changed.
 
 Revision ID: 0007_git_source
-Revises: 0004_watches
+Revises: 0005_embedding_cache
 Create Date: 2026-12-03
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0007_git_source"
-down_revision: str | Sequence[str] | None = "0004_watches"
+down_revision: str | Sequence[str] | None = "0005_embedding_cache"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -45,6 +45,8 @@ SERVER_HELP: dict[str, str] = {
     "defer_index_min_chunks": "a first index this large builds the HNSW index at the end "
     "(0: never)",
     "index_build_memory_mb": "maintenance_work_mem of that index build, MB",
+    "embedding_cache_grace": "seconds an embedding-cache entry no chunk uses is kept",
+    "embedding_cache_gc_interval": "seconds between the cache collections run after jobs",
     "workers": "indexing workers per server replica (0: this replica never indexes)",
     "poll_interval": "seconds between a worker's looks for queued jobs",
     "heartbeat_interval": "seconds between a running job's heartbeats",

@@ -103,6 +103,15 @@ class ServerSettings(BaseSettings):
     # embedding, loads without the HNSW index and builds it at the end (0: never).
     defer_index_min_chunks: int = Field(default=5000, ge=0)
     index_build_memory_mb: int = Field(default=256, ge=0)  # maintenance_work_mem of a build
+    # The embedding cache shared by every project (docs/server.md, "Embedding cache"):
+    # vectors keyed by the model's weights digest and the sha256 of the text embedded.
+    embedding_cache: bool = Field(
+        default=True, description="reuse vectors of identical texts across projects and paths"
+    )
+    # Entries no chunk uses are deleted once unused this long (seconds) ...
+    embedding_cache_grace: float = Field(default=3 * 86400.0, ge=0)
+    # ... by a collection run after a job at most this often (seconds), and after delete_project.
+    embedding_cache_gc_interval: float = Field(default=600.0, ge=0)
 
     # Jobs.
     workers: int = Field(default=1, ge=0, le=16)  # 0: this replica never indexes

@@ -213,6 +213,7 @@ async def list_projects(conn: asyncpg.Connection) -> list[dict[str, Any]]:
                p.source_url, p.source_ref, p.source_commit, p.source_indexed_at,
                (SELECT count(*) FROM files f WHERE f.project_id = p.id) AS files,
                coalesce(s.chunks, 0) AS chunks, coalesce(s.embedded, 0) AS embedded,
+               coalesce(s.lexical_length, 0) AS lexical_length,
                (SELECT array_agg(DISTINCT f.repo_root) FROM files f
                  WHERE f.project_id = p.id) AS roots
         FROM projects p LEFT JOIN project_stats s ON s.project_id = p.id ORDER BY p.id
@@ -234,6 +235,7 @@ async def delete_project(conn: asyncpg.Connection, project_id: str) -> dict[str,
             "SELECT count(*) FROM chunks WHERE project_id = $1", project_id
         )
         await delete_lexical_terms(conn, project_id)
+        await touch_released_cache(conn, "project_id = $1", project_id)
         await conn.execute(
             "UPDATE jobs SET cancel_requested = true WHERE project_id = $1 "
             "AND status IN ('pending', 'running')",
@@ -311,6 +313,7 @@ CHUNK_COLUMNS = (
     "search_text",
     "embedding_dim",
     "embed_rank",
+    "text_sha256",  # embedcache.text_sha256(chunker.embedding_text(...)); last, so old callers fit
 )
 
 
@@ -435,6 +438,7 @@ async def remove_chunks(conn: asyncpg.Connection, project_id: str, file_ids: Seq
         "WHERE file_id = ANY($1::bigint[])",
         ids,
     )
+    await touch_released_cache(conn, "file_id = ANY($1::bigint[])", ids)
     await conn.execute(
         "DELETE FROM chunks WHERE file_id = ANY($1::bigint[])",
         ids,
@@ -475,6 +479,7 @@ async def wipe_project_index(conn: asyncpg.Connection, project_id: str) -> None:
     """Every file, chunk, vector and term of a project; the project row stays."""
     async with conn.transaction():
         await delete_lexical_terms(conn, project_id)
+        await touch_released_cache(conn, "project_id = $1", project_id)
         await conn.execute(
             "DELETE FROM files WHERE project_id = $1", project_id, timeout=LONG_STATEMENT_TIMEOUT
         )
@@ -578,19 +583,26 @@ async def write_embeddings(
     dimension: int,
     chunk_ids: Sequence[int],
     vectors: Sequence[Sequence[float]],
+    hashes: Sequence[bytes] | None = None,
 ) -> int:
     """Store vectors of chunks still waiting for one; returns how many were stored
-    (a chunk deleted or re-written meanwhile is skipped)."""
+    (a chunk deleted or re-written meanwhile is skipped). ``hashes``: the chunks'
+    text_sha256, set where a chunk has none yet (chunks written before 0005)."""
+    ids = list(chunk_ids)
+    shas = list(hashes) if hashes is not None else [None] * len(ids)
     async with conn.transaction():
         written: int = await conn.fetchval(
-            "WITH v AS (SELECT * FROM unnest($2::bigint[], $3::text[]) AS v(id, vec)), "
-            "u AS (UPDATE chunks c SET embedding = v.vec::vector FROM v "
+            "WITH v AS (SELECT * FROM unnest($2::bigint[], $3::text[], $5::bytea[]) "
+            "AS v(id, vec, sha)), "
+            "u AS (UPDATE chunks c SET embedding = v.vec::vector, "
+            "text_sha256 = coalesce(c.text_sha256, v.sha) FROM v "
             "WHERE c.id = v.id AND c.project_id = $1 AND c.embedding IS NULL "
             "AND c.embedding_dim = $4 RETURNING 1) SELECT count(*) FROM u",
             project_id,
-            list(chunk_ids),
+            ids,
             [_vector_text(v) for v in vectors],
             int(dimension),
+            shas,
             timeout=LONG_STATEMENT_TIMEOUT,
         )
         await conn.execute(
@@ -599,6 +611,190 @@ async def write_embeddings(
             written,
         )
     return written
+
+
+# --- the embedding cache (see embedcache and migration 0005) ----------------------
+# Entries are keyed (text_sha256, model_key). An entry is "used" while a chunk has
+# its text_sha256 (whatever the chunk's model: the collector errs on keeping).
+_FILL_FROM_CACHE_SQL = """
+WITH v AS (SELECT * FROM unnest($2::bigint[], $3::bytea[]) AS v(id, sha)),
+hit AS MATERIALIZED (
+    SELECT v.id, v.sha, e.embedding FROM v
+    JOIN embedding_cache e ON e.text_sha256 = v.sha AND e.model_key = $4
+    WHERE vector_dims(e.embedding) = $5
+),
+touched AS (
+    UPDATE embedding_cache e SET last_used = now()
+    FROM (SELECT DISTINCT sha FROM hit) h
+    WHERE e.text_sha256 = h.sha AND e.model_key = $4
+      AND e.last_used < now() - interval '1 hour'
+),
+u AS (
+    UPDATE chunks c SET embedding = hit.embedding, text_sha256 = hit.sha FROM hit
+    WHERE c.id = hit.id AND c.project_id = $1 AND c.embedding IS NULL
+      AND c.embedding_dim = $5
+    RETURNING c.id
+)
+SELECT id FROM u
+"""
+
+
+async def fill_from_cache(
+    conn: asyncpg.Connection,
+    project_id: str,
+    dimension: int,
+    model_key: str,
+    chunk_ids: Sequence[int],
+    hashes: Sequence[bytes],
+) -> set[int]:
+    """Give waiting chunks the cached vectors of their texts, in one statement
+    (the vectors never leave the database). Returns the ids of the chunks filled."""
+    if not chunk_ids:
+        return set()
+    async with conn.transaction():
+        rows = await conn.fetch(
+            _FILL_FROM_CACHE_SQL,
+            project_id,
+            list(chunk_ids),
+            list(hashes),
+            model_key,
+            int(dimension),
+            timeout=LONG_STATEMENT_TIMEOUT,
+        )
+        filled = {int(row["id"]) for row in rows}
+        if filled:
+            await conn.execute(
+                "UPDATE project_stats SET embedded = embedded + $2 WHERE project_id = $1",
+                project_id,
+                len(filled),
+            )
+    return filled
+
+
+async def insert_cached_embeddings(
+    conn: asyncpg.Connection,
+    model_key: str,
+    hashes: Sequence[bytes],
+    vectors: Sequence[Sequence[float]],
+) -> int:
+    """Add entries (an existing one is kept as it is). Returns how many were new."""
+    if not hashes:
+        return 0
+    inserted: int = await conn.fetchval(
+        "WITH i AS (INSERT INTO embedding_cache (text_sha256, model_key, embedding) "
+        "SELECT u.sha, $1, u.vec::vector FROM unnest($2::bytea[], $3::text[]) AS u(sha, vec) "
+        "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM i",
+        model_key,
+        list(hashes),
+        [_vector_text(v) for v in vectors],
+        timeout=LONG_STATEMENT_TIMEOUT,
+    )
+    return inserted
+
+
+async def lookup_cached_embeddings(
+    conn: asyncpg.Connection, model_key: str, hashes: Sequence[bytes]
+) -> dict[bytes, list[float]]:
+    """The cached vectors of these texts under this model (absent ones are left out)."""
+    if not hashes:
+        return {}
+    rows = await conn.fetch(
+        "SELECT text_sha256, embedding::text AS vec FROM embedding_cache "
+        "WHERE text_sha256 = ANY($2::bytea[]) AND model_key = $1",
+        model_key,
+        list(hashes),
+    )
+    return {bytes(row["text_sha256"]): _parse_vector(row["vec"]) for row in rows}
+
+
+async def known_dimension(conn: asyncpg.Connection, model: str, digest: str) -> int | None:
+    """The vector length these weights answered before (None: never seen)."""
+    value: int | None = await conn.fetchval(
+        "SELECT dimension FROM embedding_models WHERE model = $1 AND digest = $2", model, digest
+    )
+    return value
+
+
+async def remember_dimension(
+    conn: asyncpg.Connection, model: str, digest: str, dimension: int
+) -> None:
+    await conn.execute(
+        "INSERT INTO embedding_models (model, digest, dimension) VALUES ($1, $2, $3) "
+        "ON CONFLICT DO NOTHING",
+        model,
+        digest,
+        int(dimension),
+    )
+
+
+async def touch_released_cache(conn: asyncpg.Connection, where: str, *args: Any) -> None:
+    """Mark the entries of chunks about to be deleted as used now, so the collector
+    keeps them for the grace period (a re-clone soon after finds them).
+    ``where``: a fixed condition on chunks, never user text."""
+    await conn.execute(
+        "UPDATE embedding_cache SET last_used = now() WHERE text_sha256 IN "  # noqa: S608
+        f"(SELECT text_sha256 FROM chunks WHERE {where} AND text_sha256 IS NOT NULL)",
+        *args,
+        timeout=LONG_STATEMENT_TIMEOUT,
+    )
+
+
+async def gc_embedding_cache(conn: asyncpg.Connection, grace_seconds: float) -> int:
+    """Delete the entries no chunk uses that were not used for ``grace_seconds``
+    (one statement; an anti-join on chunks' text_sha256 index). Returns the count."""
+    deleted: int = await conn.fetchval(
+        "WITH d AS (DELETE FROM embedding_cache e "
+        "WHERE e.last_used < now() - make_interval(secs => $1) "
+        "AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.text_sha256 = e.text_sha256) "
+        "RETURNING 1) SELECT count(*) FROM d",
+        float(grace_seconds),
+        timeout=LONG_STATEMENT_TIMEOUT,
+    )
+    return deleted
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    entries: int
+    bytes: int  # the table with its index and TOAST
+
+
+async def cache_stats(conn: asyncpg.Connection) -> CacheStats:
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM embedding_cache) AS entries, "
+        "pg_total_relation_size('embedding_cache') AS bytes"
+    )
+    return CacheStats(int(row["entries"]), int(row["bytes"]))
+
+
+@dataclass(frozen=True)
+class TableSizes:
+    """What the tables every project shares take, and the totals to split them by."""
+
+    chunk_bytes: int  # chunks (vectors in them) and files, with their indexes
+    lexical_bytes: int  # lexical_postings and lexical_terms, with their indexes
+    all_chunks: int
+    all_lexical_length: int
+
+
+async def table_sizes(conn: asyncpg.Connection) -> TableSizes:
+    row = await conn.fetchrow(
+        "SELECT pg_total_relation_size('chunks') + pg_total_relation_size('files') AS chunk_bytes,"
+        " pg_total_relation_size('lexical_postings') + pg_total_relation_size('lexical_terms')"
+        " AS lexical_bytes,"
+        " (SELECT coalesce(sum(chunks), 0) FROM project_stats) AS all_chunks,"
+        " (SELECT coalesce(sum(lexical_length), 0) FROM project_stats) AS all_length"
+    )
+    return TableSizes(
+        int(row["chunk_bytes"]),
+        int(row["lexical_bytes"]),
+        int(row["all_chunks"]),
+        int(row["all_length"]),
+    )
+
+
+def _parse_vector(text: str) -> list[float]:
+    return [float(x) for x in text.strip("[]").split(",")] if text.strip("[]") else []
 
 
 def _vector_text(vector: Sequence[float]) -> str:
@@ -616,6 +812,7 @@ JOB_COUNTERS = (
     "chunks_created",
     "chunks_to_embed",
     "chunks_embedded",
+    "chunks_reused",
 )
 
 

@@ -238,8 +238,15 @@ class OllamaEmbedder:
         await self.pool.probe_all()
         return self.pool.report()
 
-    async def identity(self) -> str | None:
-        """The digest of the model's weights as the endpoints report it (None: not reported)."""
+    async def identity(self, *, fresh: bool = False) -> str | None:
+        """The digest of the model's weights as the endpoints report it (None: not reported).
+
+        ``fresh``: with one endpoint (nothing to compare, so no probe keeps the
+        digest current), ask it again: its weights may have been replaced since
+        (the embedding cache keys vectors by this digest, once per job)."""
+        if fresh and not self.pool.verify_identity:
+            await self.pool.probe_all()
+            self.pool.digest = self.pool.endpoints[0].digest
         if self.pool.digest is None:
             if self.pool.verify_identity:
                 await self.pool.ensure_verified()

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 
@@ -34,6 +34,7 @@ from codebase_mcp.server.chunker import (
     lexical_text,
 )
 from codebase_mcp.server.config import ServerSettings
+from codebase_mcp.server.embedcache import cache_key, normalise_digest, plan_misses, text_sha256
 from codebase_mcp.server.embeddings import Embedder
 from codebase_mcp.server.walker import FileEntry, walk_repository
 
@@ -179,6 +180,8 @@ def should_defer_index(
 
 
 class Indexer:
+    last_cache_gc: ClassVar[float | None] = None  # monotonic time of this process's last GC
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -282,18 +285,37 @@ class Indexer:
                 log.exception("project %s: rebuilding the vector index failed", project_id)
             raise
         await self._finish(project_id, bulk, progress)
+        await self._collect_cache(progress)
         progress.add_time("total_s", time.perf_counter() - started)
         await report(progress)
         return progress
 
     async def _dimension(self, project: db.Project | None) -> int:
         """The vector length chunks are written with: the project's (same model,
-        also under force_reindex), or (new project, other model) what the
-        embedder answers for one probe."""
+        also under force_reindex), what these weights answered before (their
+        digest known, embedding cache on), or what the embedder answers for one probe."""
         if project is not None and project.embedding_model == self.embedder.model:
             return int(project.embedding_dim)
+        model = self.embedder.model
+        digest = await self._digest()
+        if digest is not None:
+            async with self.pool.acquire() as conn:
+                known = await db.known_dimension(conn, model, digest)
+            if known is not None:
+                return known
         (vector,) = await self.embedder.embed_documents([DIMENSION_PROBE])
+        if digest is not None:
+            async with self.pool.acquire() as conn:
+                await db.remember_dimension(conn, model, digest, len(vector))
         return len(vector)
+
+    async def _digest(self) -> str | None:
+        """The digest of the embedder's weights when the cache may use it (else None)."""
+        if not self.settings.embedding_cache:
+            return None
+        identity = getattr(self.embedder, "identity", None)
+        digest = await identity(fresh=True) if identity is not None else None
+        return normalise_digest(digest)
 
     async def _index_files(
         self,
@@ -341,6 +363,19 @@ class Indexer:
             await report(progress)
             await self._write(project_id, root, pending, progress, replace_model, dimension, keyed)
 
+    async def _cache_key(self, dimension: int) -> str | None:
+        """The embedding cache's model key, or None: cache off (the setting), or the
+        embedder reports no digest of its weights (see :mod:`embedcache`)."""
+        if not self.settings.embedding_cache:
+            return None
+        key = cache_key(self.embedder.model, dimension, await self._digest())
+        if key is None:
+            log.info(
+                "embedding cache not used: the embedder reports no digest for %s",
+                self.embedder.model,
+            )
+        return key
+
     async def _embed_pending(
         self,
         project_id: str,
@@ -349,46 +384,77 @@ class Indexer:
         progress: Progress,
         bulk: BulkLoad,
     ) -> None:
-        """Embed the project's chunks that have no vector yet, a batch at a time
-        (small batches: progress, cancels and the heartbeat move every few seconds)."""
+        """Give the project's chunks that have no vector yet one, a batch at a time
+        (small batches: progress, cancels and the heartbeat move every few seconds).
+
+        Each batch first takes what the embedding cache holds for its texts (one
+        statement, ``chunks_reused``); only the rest goes to the embedder
+        (``chunks_embedded``, each distinct text once), and its vectors go into
+        the cache for the next clone.
+        """
         counters = progress.counters
         async with self.pool.acquire() as conn:
             if await db.get_project(conn, project_id) is None:
                 return  # nothing was written (an empty repository)
             counters["chunks_to_embed"] = await db.count_unembedded(conn, project_id)
         counters["chunks_embedded"] = 0
+        counters["chunks_reused"] = 0
         await report(progress)
+        key = await self._cache_key(dimension) if counters["chunks_to_embed"] else None
         batch_size = self.settings.embed_batch_size
-        while counters["chunks_embedded"] < counters["chunks_to_embed"]:
+        while counters["chunks_embedded"] + counters["chunks_reused"] < counters["chunks_to_embed"]:
             async with self.pool.acquire() as conn:
                 batch = await db.next_to_embed(conn, project_id, batch_size)
             if not batch:
                 break
             texts = [embedding_text(c.rel_path, Chunk(0, 0, c.content, c.symbol)) for c in batch]
-            t = time.perf_counter()
-            vectors = await self.embedder.embed_documents(texts)
-            progress.add_time("embed_s", time.perf_counter() - t)
-            await self._maybe_defer_index(project_id, dimension, progress, bulk)
-            t = time.perf_counter()
-            async with self.pool.acquire() as conn:
-                written = await db.write_embeddings(
-                    conn, project_id, dimension, [c.id for c in batch], vectors
-                )
-            progress.add_time("vector_write_s", time.perf_counter() - t)
-            counters["chunks_embedded"] += written
+            hashes = [text_sha256(t) for t in texts]
+            ids = [c.id for c in batch]
+            filled: set[int] = set()
+            if key is not None:
+                t = time.perf_counter()
+                async with self.pool.acquire() as conn:
+                    filled = await db.fill_from_cache(conn, project_id, dimension, key, ids, hashes)
+                progress.add_time("cache_s", time.perf_counter() - t)
+                counters["chunks_reused"] += len(filled)
+            misses = plan_misses(ids, hashes, texts, filled)
+            written = 0
+            if misses.texts:
+                t = time.perf_counter()
+                vectors = await self.embedder.embed_documents(misses.texts)
+                progress.add_time("embed_s", time.perf_counter() - t)
+                await self._maybe_defer_index(project_id, dimension, progress, bulk)
+                t = time.perf_counter()
+                async with self.pool.acquire() as conn, conn.transaction():
+                    written = await db.write_embeddings(
+                        conn,
+                        project_id,
+                        dimension,
+                        misses.chunk_ids,
+                        misses.vectors_for_chunks(vectors),
+                        misses.hashes,
+                    )
+                    if key is not None:
+                        await db.insert_cached_embeddings(
+                            conn, key, misses.unique_hashes(), vectors
+                        )
+                progress.add_time("vector_write_s", time.perf_counter() - t)
+                counters["chunks_embedded"] += written
             await report(progress)
-            if not written:  # rows changed under us (another model?): stop, never spin
+            if not written and not filled:  # rows changed under us (another model?): stop
                 break
 
     async def _maybe_defer_index(
         self, project_id: str, dimension: int, progress: Progress, bulk: BulkLoad
     ) -> None:
         """Decide once, at the second vector write (the first one measured a live insert)."""
-        written = progress.counters["chunks_embedded"]
+        written = progress.counters["chunks_embedded"]  # by the embedder, not the cache
         if bulk.decided or not written or dimension > db.MAX_INDEXED_DIMENSION:
             return
         bulk.decided = True
-        remaining = progress.counters["chunks_to_embed"] - written
+        remaining = (
+            progress.counters["chunks_to_embed"] - written - progress.counters["chunks_reused"]
+        )
         if not (self.settings.defer_index_min_chunks and bulk.first_index):
             return
         async with self.pool.acquire() as conn:
@@ -449,7 +515,10 @@ class Indexer:
                 )
                 if built:
                     progress.add_time("vector_index_s", time.perf_counter() - t)
-            written = progress.counters["chunks_created"] + progress.counters["chunks_embedded"]
+            counters = progress.counters
+            written = (
+                counters["chunks_created"] + counters["chunks_embedded"] + counters["chunks_reused"]
+            )
             if project is not None and written >= ANALYZE_AFTER_CHUNKS:
                 t = time.perf_counter()
                 await conn.execute("ANALYZE chunks", timeout=db.LONG_STATEMENT_TIMEOUT)
@@ -459,6 +528,21 @@ class Indexer:
                     timeout=db.LONG_STATEMENT_TIMEOUT,
                 )
                 progress.add_time("analyze_s", time.perf_counter() - t)
+
+    async def _collect_cache(self, progress: Progress) -> None:
+        """Garbage-collect the embedding cache, at most every
+        ``embedding_cache_gc_interval`` seconds per server process."""
+        now = time.monotonic()
+        last = Indexer.last_cache_gc
+        if last is not None and now - last < self.settings.embedding_cache_gc_interval:
+            return
+        Indexer.last_cache_gc = now
+        t = time.perf_counter()
+        async with self.pool.acquire() as conn:
+            deleted = await db.gc_embedding_cache(conn, self.settings.embedding_cache_grace)
+        progress.add_time("cache_gc_s", time.perf_counter() - t)
+        if deleted:
+            log.info("embedding cache: %d unused entries removed", deleted)
 
     async def _write(
         self,
@@ -509,6 +593,7 @@ class Indexer:
                             search_text[:100_000],
                             dimension,
                             rank,
+                            text_sha256(embedding_text(rel, chunk)),
                         ),
                     )
                 )

@@ -205,13 +205,14 @@ def progress_fields(job: dict[str, Any]) -> dict[str, Any]:
     done = job.get("files_indexed", 0) + job.get("files_unchanged", 0) + job.get("files_skipped", 0)
     to_embed = int(job.get("chunks_to_embed") or 0)
     embedded = int(job.get("chunks_embedded") or 0)
+    reused = int(job.get("chunks_reused") or 0)
     finished = job.get("status") == "completed"
     lexical = 1.0 if finished else (round(min(done / total, 1.0), 4) if total else 0.0)
-    embedding = lexical >= 1.0 and (to_embed > 0 or embedded > 0)
+    embedding = lexical >= 1.0 and (to_embed > 0 or embedded + reused > 0)
     if finished:
         semantic = 1.0
     elif to_embed:
-        semantic = round(min(embedded / to_embed, 1.0), 4)
+        semantic = round(min((embedded + reused) / to_embed, 1.0), 4)
     else:
         semantic = 0.0
     phase = (
@@ -225,4 +226,5 @@ def progress_fields(job: dict[str, Any]) -> dict[str, Any]:
         "semantic_progress": semantic,
         "chunks_to_embed": to_embed,
         "chunks_embedded": embedded,
+        "chunks_reused": reused,
     }

@@ -112,7 +112,13 @@ class JobStatus(Answer):
         "lexical (files being written, searchable by words), embedding, or done"
     )
     chunks_to_embed: int | None = optional("chunks that needed a vector when embedding began")
-    chunks_embedded: int | None = optional("chunks that have vectors; omitted when unknown")
+    chunks_embedded: int | None = optional(
+        "chunks whose vectors the embedder computed in this job; omitted when unknown"
+    )
+    chunks_reused: int | None = optional(
+        "chunks whose vectors came from the embedding cache (identical text, same model "
+        "weights, any project or path); omitted when unknown"
+    )
     lexical_progress: float | None = optional(
         "share (0..1) of the repository searchable by words; omitted when unknown"
     )
@@ -220,6 +226,10 @@ class ProjectInfo(Answer):
     files: int = Field(description="files indexed")
     chunks: int = Field(description="chunks indexed")
     repositories: list[str] = Field(description="repositories indexed, as paths on your machine")
+    space_bytes: int = Field(
+        description="estimated disk space of its chunks, vectors and lexical index: its share "
+        "(by chunks and by indexed words) of the shared tables' size, indexes included"
+    )
     created_at: str | None = Field(description="ISO 8601 time the project was created")
     updated_at: str | None = Field(description="ISO 8601 time it was last indexed")
     watches: list[WatchState] = Field(
@@ -231,10 +241,18 @@ class ProjectInfo(Answer):
     source_indexed_at: str | None = optional("ISO 8601 time that commit was indexed")
 
 
+class EmbeddingCacheInfo(Answer):
+    entries: int = Field(description="vectors held, one per distinct text and model")
+    space_bytes: int = Field(description="disk space of the cache, its index included")
+
+
 class ProjectList(Answer):
     """list_projects: every project this server holds."""
 
     projects: list[ProjectInfo] = Field(description="the projects, by id")
+    embedding_cache: EmbeddingCacheInfo = Field(
+        description="the embedding cache every project shares (not in space_bytes)"
+    )
 
 
 class DeletedProject(Answer):

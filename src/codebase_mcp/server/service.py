@@ -34,6 +34,7 @@ from codebase_mcp.server.models import (
     CancelAnswer,
     CompactHit,
     DeletedProject,
+    EmbeddingCacheInfo,
     FileError,
     FullHit,
     IndexingStarted,
@@ -583,9 +584,30 @@ def compact_hits(
 # --- projects -------------------------------------------------------------------------
 
 
+def project_space(chunks: int, lexical_length: int, sizes: db.TableSizes) -> int:
+    """A project's estimated bytes: its share of the chunk tables by chunk count,
+    plus its share of the lexical tables by indexed words (pure). An estimate,
+    not a scan: exact sums (pg_column_size per row) would read every chunk on each
+    list_projects; the shares include indexes, TOAST and free space."""
+    space = 0.0
+    if sizes.all_chunks > 0:
+        space += sizes.chunk_bytes * min(chunks / sizes.all_chunks, 1.0)
+    if sizes.all_lexical_length > 0:
+        space += sizes.lexical_bytes * min(lexical_length / sizes.all_lexical_length, 1.0)
+    return int(space)
+
+
 def project_info(
-    row: dict[str, Any], mapper: PathMapper, watches: Sequence[watchstore.WatchRow] = ()
+    row: dict[str, Any],
+    mapper: PathMapper,
+    watches: Sequence[watchstore.WatchRow] = (),
+    sizes: db.TableSizes | None = None,
 ) -> ProjectInfo:
+    space = (
+        project_space(int(row["chunks"]), int(row.get("lexical_length") or 0), sizes)
+        if sizes is not None
+        else 0
+    )
     return ProjectInfo(
         project_id=row["id"],
         embedding_model=row["embedding_model"],
@@ -593,6 +615,7 @@ def project_info(
         files=row["files"],
         chunks=row["chunks"],
         repositories=[mapper.to_host(r) for r in (row["roots"] or [])],
+        space_bytes=space,
         created_at=_iso(row["created_at"]),
         updated_at=_iso(row["updated_at"]),
         watches=[watch_state(w) for w in watches],
@@ -608,8 +631,13 @@ async def list_projects(state: ServerState) -> ProjectList:
     async with pool.acquire() as conn:
         rows = await db.list_projects(conn)
         watches = await watchstore.all_watches(conn)
+        sizes = await db.table_sizes(conn)
+        cache = await db.cache_stats(conn)
     return ProjectList(
-        projects=[project_info(row, state.mapper, watches.get(row["id"], [])) for row in rows]
+        projects=[
+            project_info(row, state.mapper, watches.get(row["id"], []), sizes) for row in rows
+        ],
+        embedding_cache=EmbeddingCacheInfo(entries=cache.entries, space_bytes=cache.bytes),
     )
 
 
@@ -619,6 +647,9 @@ async def delete_project(state: ServerState, project_id: str) -> DeletedProject:
     async with pool.acquire() as conn:
         counts = await db.delete_project(conn, project_id)
         await watchstore.delete_watch(conn, project_id)
+        # Its vectors stay in the embedding cache for the grace period (a re-clone
+        # finds them); what is older and unused goes now.
+        await db.gc_embedding_cache(conn, state.settings.embedding_cache_grace)
     state.watches.kick()
     return DeletedProject(
         project_id=project_id, deleted=True, files=counts["files"], chunks=counts["chunks"]
