@@ -51,7 +51,9 @@ async def searchable(endpoint: str, marker: str, project: str, timeout: float = 
     deadline = time.monotonic() + timeout
     while True:
         answer = await call(
-            endpoint, "search_code", {"query": marker, "project_id": project, "limit": 3}
+            endpoint,
+            "search_code",
+            {"query": marker, "project_id": project, "limit": 3, "detail": "full"},
         )
         if marker in json.dumps(answer):
             return

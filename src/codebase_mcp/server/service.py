@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import textwrap
 import time
@@ -68,6 +69,8 @@ _STOP_WORDS = frozenset(
      "in", "into", "is", "it", "of", "on", "or", "the", "this", "that", "to", "what",
      "when", "where", "which", "with"}
 )  # fmt: skip
+
+log = logging.getLogger("codebase_mcp.server.service")
 
 
 # --- arguments ------------------------------------------------------------------------
@@ -659,6 +662,20 @@ async def delete_project(state: ServerState, project_id: str) -> DeletedProject:
 # --- health ---------------------------------------------------------------------------
 
 
+def public_database_error(exc: BaseException) -> str:
+    """What /health may say about a failed database check: the kind of failure,
+    never the driver's text (it can name users, hosts, databases)."""
+    if isinstance(exc, TimeoutError):
+        return "timeout: the database did not answer within 5 s"
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        return "authentication failed: check the database secret (details in the server log)"
+    if isinstance(exc, OSError):
+        return "unreachable: cannot connect to the database (details in the server log)"
+    if isinstance(exc, asyncpg.PostgresError):
+        return f"database error {exc.sqlstate or ''}".rstrip() + " (details in the server log)"
+    return "unavailable (details in the server log)"
+
+
 async def health_report(state: ServerState) -> dict[str, Any]:
     """/health: the database (reachable, migrated) and the embedder (serves the model)."""
     database: dict[str, Any]
@@ -672,7 +689,10 @@ async def health_report(state: ServerState) -> dict[str, Any]:
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
         }
     except (CodebaseMcpError, OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        database = {"status": "down", "error": str(exc)}
+        # /health answers anyone who can reach the port (the kubelet's probe skips the
+        # host check): a class of failure there, the full message in the server's log.
+        log.warning("health: database check failed: %s", exc)
+        database = {"status": "down", "error": public_database_error(exc)}
     probe = getattr(state.embedder, "probe", None)
     embedder: dict[str, Any] = (
         await probe() if probe else {"status": "ok", "model": state.embedder.model}

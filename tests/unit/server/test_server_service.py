@@ -260,3 +260,22 @@ def test_snippet_leaves_blank_lines_out_without_marking_a_gap() -> None:
     assert service.snippet(content, {"json"}) == (
         '1: """Loading settings."""\n3: import json\n6: def f():'
     )
+
+
+def test_health_names_the_kind_of_database_failure_never_the_drivers_text() -> None:
+    import asyncpg
+
+    from codebase_mcp.server.service import public_database_error
+
+    secret = 'password authentication failed for user "codebase-admin" on db-7.internal'
+    cases = {
+        asyncpg.InvalidPasswordError(secret): "authentication failed",
+        ConnectionRefusedError(111, f"Connect call failed {secret}"): "unreachable",
+        TimeoutError(secret): "timeout",
+        asyncpg.UndefinedTableError(secret): "database error",
+        RuntimeError(secret): "unavailable",
+    }
+    for exc, kind in cases.items():
+        text = public_database_error(exc)
+        assert text.startswith(kind), (exc, text)
+        assert "codebase-admin" not in text and "db-7" not in text
