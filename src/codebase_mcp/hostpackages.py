@@ -50,7 +50,13 @@ PACKAGES: tuple[Package, ...] = (
         "(Debian's podman only recommends it)",
     ),
     Package("runc", "runc", "always", "OCI runtime that works on hybrid cgroups (crun refuses)"),
-    Package("buildah", "buildah", "always", "builds the images"),
+    Package(
+        "skopeo",
+        "skopeo",
+        "always",
+        "stores each image assembled from its layers (`skopeo copy oci:DIR containers-storage:REF`), "
+        "pushes and pulls images and index artifacts",
+    ),
     Package("mmdebstrap", "mmdebstrap", "always", "builds the images' Debian root filesystems"),
     Package("dpkg-dev", "dpkg-scanpackages", "always", "indexes the locked .debs for mmdebstrap"),
     Package(
@@ -59,11 +65,13 @@ PACKAGES: tuple[Package, ...] = (
         "always",
         "verifies the Debian mirror when locking (always there on Debian; not on Ubuntu)",
     ),
-    Package("skopeo", "skopeo", "optional", "pushes images (`codebase-mcp image publish`)"),
-    Package("uidmap", "newuidmap", "rootless", "maps subordinate ids (rootless podman, buildah)"),
+    Package("uidmap", "newuidmap", "rootless", "maps subordinate ids (rootless podman, mmdebstrap)"),
     Package("slirp4netns", "slirp4netns", "rootless", "networking of rootless pods"),
     Package("fuse-overlayfs", "fuse-overlayfs", "optional", "overlay storage for plain users"),
     Package("docker-registry", "docker-registry", "tests", "a local registry for publish tests"),
+    # The builder assembles images without buildah (docs/builder.md); tests still use it to
+    # make altered copies of built images (a substitute, a stand-in embedder).
+    Package("buildah", "buildah", "tests", "alters built images in the publish and e2e tests"),
 )
 
 

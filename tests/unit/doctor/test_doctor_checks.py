@@ -214,5 +214,6 @@ def test_every_package_has_a_purpose_and_one_entry() -> None:
     assert len(names) == len(set(names))
     assert all(p.purpose for p in PACKAGES)
     assert {p.name for p in wanted(tests=True)} - {p.name for p in wanted(tests=False)} == {
-        "docker-registry"
+        "docker-registry",
+        "buildah",
     }
