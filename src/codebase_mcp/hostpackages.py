@@ -54,8 +54,8 @@ PACKAGES: tuple[Package, ...] = (
         "skopeo",
         "skopeo",
         "always",
-        "stores each image assembled from its layers (`skopeo copy oci:DIR containers-storage:REF`), "
-        "pushes and pulls images and index artifacts",
+        "stores each image assembled from its layers (`skopeo copy oci:DIR "
+        "containers-storage:REF`), pushes and pulls images and index artifacts",
     ),
     Package("mmdebstrap", "mmdebstrap", "always", "builds the images' Debian root filesystems"),
     Package("dpkg-dev", "dpkg-scanpackages", "always", "indexes the locked .debs for mmdebstrap"),
@@ -65,7 +65,7 @@ PACKAGES: tuple[Package, ...] = (
         "always",
         "verifies the Debian mirror when locking (always there on Debian; not on Ubuntu)",
     ),
-    Package("uidmap", "newuidmap", "rootless", "maps subordinate ids (rootless podman, mmdebstrap)"),
+    Package("uidmap", "newuidmap", "rootless", "subordinate ids (rootless podman, mmdebstrap)"),
     Package("slirp4netns", "slirp4netns", "rootless", "networking of rootless pods"),
     Package("fuse-overlayfs", "fuse-overlayfs", "optional", "overlay storage for plain users"),
     Package("docker-registry", "docker-registry", "tests", "a local registry for publish tests"),
