@@ -1092,7 +1092,7 @@ async def import_project(
         if not locked:
             raise IndexImportBusy(
                 f"another import of project {project_id!r} is running",
-                hint="wait for it to finish (this one wrote nothing), then list_projects()",
+                hint="nothing was written; wait for it to finish, then list_projects()",
             )
         existing = await get_project(conn, project_id)
         if existing is not None:
