@@ -20,10 +20,10 @@ from codebase_mcp import ui
 database_url_option = click.option(
     "--database-url",
     metavar="DSN",
-    envvar="DATABASE_URL",
-    show_envvar=True,
-    help="postgresql://USER:PASS@HOST:PORT/DB; default: the server's DATABASE_* settings "
-    "(DATABASE_HOST, DATABASE_PORT, DATABASE_USER, DATABASE_NAME, DATABASE_PASSWORD_FILE).",
+    help="postgresql://USER:PASS@HOST:PORT/DB; default: the server's DATABASE_URL or "
+    "DATABASE_* settings (DATABASE_HOST, DATABASE_PORT, DATABASE_USER, DATABASE_NAME, "
+    "DATABASE_PASSWORD_FILE). A password on argv is visible to other users: prefer the "
+    "environment or DATABASE_PASSWORD_FILE.",
 )
 
 
@@ -110,16 +110,12 @@ def export_cmd(project: str, output: Path, database_url: str | None, as_json: bo
 @click.option(
     "--embedder-url",
     metavar="URL",
-    envvar="EMBEDDER_URL",
-    show_envvar=True,
     help="The server's embedder, asked for its weights digest (default: the server's "
-    "CODEBASE_MCP_EMBEDDER_URLS or EMBEDDER_URL).",
+    "CODEBASE_MCP_EMBEDDER_URLS, else EMBEDDER_URL).",
 )
 @click.option(
     "--embedder-model",
     metavar="NAME",
-    envvar="EMBEDDER_MODEL",
-    show_envvar=True,
     help="The server's embedding model (default: EMBEDDER_MODEL, all-minilm).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
