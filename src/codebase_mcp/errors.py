@@ -332,3 +332,34 @@ class GitAuthFailed(GitSourceError):
     """A git server refused the credentials (or asked for some and none were configured)."""
 
     exit_code = 75
+
+
+# --- shareable indexes (index export / import) ----------------------------------
+class IndexFileCorrupt(CodebaseMcpError):
+    """An index file is truncated, damaged, or not an index file of this version."""
+
+    exit_code = 80
+
+
+class IndexModelMismatch(CodebaseMcpError):
+    """An index file was made with other weights than the configured embedder's."""
+
+    exit_code = 81
+
+
+class IndexImportBusy(CodebaseMcpError):
+    """Another import of the same project is running."""
+
+    exit_code = 82
+
+
+class IndexProjectExists(CodebaseMcpError):
+    """The project an import would create exists already (and --replace was not given)."""
+
+    exit_code = 83
+
+
+class IndexNotExportable(CodebaseMcpError):
+    """A project cannot be exported (unknown, still embedding, or no model identity)."""
+
+    exit_code = 84

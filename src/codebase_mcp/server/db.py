@@ -1021,3 +1021,192 @@ async def request_cancel(conn: asyncpg.Connection, job_id: uuid.UUID) -> str | N
         job_id,
     )
     return status
+
+
+# --- shareable indexes (index export / import; see indexfile) ---------------------
+@dataclass(frozen=True)
+class ExportFile:
+    repo_root: str
+    path: str
+    rel_path: str
+    content_hash: str
+    language: str | None
+    size_bytes: int
+    chunk_count: int
+
+
+@dataclass(frozen=True)
+class ExportChunk:
+    path: str
+    rel_path: str
+    extension: str
+    language: str | None
+    start_line: int
+    end_line: int
+    symbol: str | None
+    content: str
+    search_text: str
+    embed_rank: int
+    text_sha256: bytes | None
+    vector: list[float] | None
+
+
+@dataclass(frozen=True)
+class ProjectExport:
+    project: Project
+    model_keys: dict[str, int]  # cache keys whose vectors equal the chunks' -> chunks matched
+    files: list[ExportFile]
+    chunks: list[ExportChunk]
+
+
+async def read_project_export(conn: asyncpg.Connection, project_id: str) -> ProjectExport | None:
+    """A project's files, chunks and vectors in one snapshot (None: no such project).
+
+    ``model_keys``: which cache entries hold exactly these vectors for these
+    texts, by model key; the one that covers every chunk is the model's identity."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        project = await get_project(conn, project_id)
+        if project is None:
+            return None
+        keys = await conn.fetch(
+            "SELECT e.model_key, count(*) AS n FROM chunks c JOIN embedding_cache e "
+            "ON e.text_sha256 = c.text_sha256 AND e.embedding = c.embedding "
+            "WHERE c.project_id = $1 AND e.model_key LIKE $2 GROUP BY e.model_key",
+            project_id,
+            f"%|{project.embedding_model}|{project.embedding_dim}|%",
+        )
+        files = await conn.fetch(
+            "SELECT repo_root, path, rel_path, content_hash, language, size_bytes, chunk_count "
+            "FROM files WHERE project_id = $1 ORDER BY path",
+            project_id,
+        )
+        chunks = await conn.fetch(
+            "SELECT path, rel_path, extension, language, start_line, end_line, symbol, content, "
+            "search_text, embed_rank, text_sha256, embedding::text AS vec FROM chunks "
+            "WHERE project_id = $1 ORDER BY path, start_line, end_line, id",
+            project_id,
+            timeout=LONG_STATEMENT_TIMEOUT,
+        )
+    return ProjectExport(
+        project,
+        {row["model_key"]: int(row["n"]) for row in keys},
+        [ExportFile(**dict(row)) for row in files],
+        [
+            ExportChunk(
+                row["path"],
+                row["rel_path"],
+                row["extension"],
+                row["language"],
+                row["start_line"],
+                row["end_line"],
+                row["symbol"],
+                row["content"],
+                row["search_text"],
+                row["embed_rank"],
+                bytes(row["text_sha256"]) if row["text_sha256"] is not None else None,
+                _parse_vector(row["vec"]) if row["vec"] is not None else None,
+            )
+            for row in chunks
+        ],
+    )
+
+
+IMPORT_LOCK_NAMESPACE = "codebase-mcp import "
+
+
+async def import_project(
+    conn: asyncpg.Connection,
+    project_id: str,
+    model: str,
+    dimension: int,
+    model_key: str,
+    files: Sequence[ExportFile],
+    chunks: Sequence[ExportChunk],
+    *,
+    replace: bool,
+) -> None:
+    """Write an imported index in ONE transaction: files, chunks with their vectors,
+    the lexical index (rebuilt from search_text), counts, and the embedding cache.
+
+    A transaction-scoped advisory lock per project id: a second import of the
+    same project at the same time fails at once (IndexImportBusy) instead of
+    waiting; an existing project is refused unless ``replace``."""
+    from codebase_mcp.errors import IndexImportBusy, IndexProjectExists
+
+    async with conn.transaction():
+        locked = await conn.fetchval(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+            IMPORT_LOCK_NAMESPACE + project_id,
+        )
+        if not locked:
+            raise IndexImportBusy(
+                f"another import of project {project_id!r} is running",
+                hint="nothing was written; wait for it to finish, then list_projects()",
+            )
+        existing = await get_project(conn, project_id)
+        if existing is not None:
+            if not replace:
+                raise IndexProjectExists(
+                    f"project {project_id!r} exists already; nothing was written",
+                    hint="import under another id (--project NEW_ID), or replace it (--replace)",
+                )
+            await wipe_project_index(conn, project_id)
+        await ensure_project(conn, project_id, model, dimension, replace=True)
+        rows = await conn.fetch(
+            """
+            INSERT INTO files (project_id, repo_root, path, rel_path, content_hash, language,
+                               size_bytes, chunk_count, indexed_at)
+            SELECT $1, u.repo_root, u.path, u.rel_path, u.content_hash, u.language,
+                   u.size_bytes, u.chunk_count, now()
+            FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                        $7::bigint[], $8::int[])
+                 AS u(repo_root, path, rel_path, content_hash, language, size_bytes, chunk_count)
+            RETURNING id, path
+            """,
+            project_id,
+            [f.repo_root for f in files],
+            [f.path for f in files],
+            [f.rel_path for f in files],
+            [f.content_hash for f in files],
+            [f.language for f in files],
+            [f.size_bytes for f in files],
+            [f.chunk_count for f in files],
+        )
+        ids = {row["path"]: row["id"] for row in rows}
+        if chunks:
+            await conn.copy_records_to_table(
+                "chunks",
+                columns=(*CHUNK_COLUMNS, "embedding"),
+                records=[
+                    (
+                        project_id,
+                        ids[c.path],
+                        c.path,
+                        c.rel_path,
+                        c.extension,
+                        c.language,
+                        c.start_line,
+                        c.end_line,
+                        c.symbol,
+                        c.content,
+                        c.search_text,
+                        dimension,
+                        c.embed_rank,
+                        c.text_sha256,
+                        c.vector,
+                    )
+                    for c in chunks
+                ],
+                timeout=LONG_STATEMENT_TIMEOUT,
+            )
+            await add_lexical(conn, project_id, list(ids.values()), len(chunks))
+            await conn.execute(
+                "UPDATE project_stats SET embedded = embedded + $2 WHERE project_id = $1",
+                project_id,
+                sum(1 for c in chunks if c.vector is not None),
+            )
+            unique: dict[bytes, list[float]] = {}
+            for c in chunks:
+                if c.text_sha256 is not None and c.vector is not None:
+                    unique.setdefault(c.text_sha256, c.vector)
+            await insert_cached_embeddings(conn, model_key, list(unique), list(unique.values()))
