@@ -155,7 +155,8 @@ async def build_big(pool: Any, target: int, seed: int = 7) -> dict[str, Any]:
     async with pool.acquire() as conn:
         rows = await conn.fetch(
             "SELECT file_id, path, rel_path, extension, language, start_line, end_line, symbol, "
-            "content, search_text, embedding FROM chunks WHERE project_id = 'bench10k' ORDER BY id"
+            "content, search_text, text_sha256, embedding FROM chunks WHERE project_id = 'bench10k' "
+            "ORDER BY id"
         )
         await db.delete_lexical_terms(conn, "bench100k")
         await conn.execute("DELETE FROM projects WHERE id = 'bench100k'")
@@ -183,7 +184,7 @@ async def build_big(pool: Any, target: int, seed: int = 7) -> dict[str, Any]:
             records = [
                 ("bench100k", file_ids[r["path"]], r["path"], r["rel_path"], r["extension"],
                  r["language"], r["start_line"], r["end_line"], r["symbol"], r["content"],
-                 r["search_text"], DIM, 0, vectors[i])
+                 r["search_text"], DIM, 0, r["text_sha256"], vectors[i])
                 for i, r in enumerate(rows[:take])
             ]  # fmt: skip
             await conn.copy_records_to_table(

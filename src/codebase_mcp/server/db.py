@@ -1116,3 +1116,237 @@ async def queue_sync_job(
             job_id,
         )
     return job_id
+
+
+# --- search ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Filters:
+    file_type: str | None = None  # extension ("py") or language ("python")
+    path_prefix: str | None = None  # container path prefix (absolute directory filter)
+    rel_prefix: str | None = None  # relative directory filter
+
+
+@dataclass
+class Hit:
+    id: int
+    path: str
+    rel_path: str
+    language: str | None
+    start_line: int
+    end_line: int
+    symbol: str | None
+    content: str
+    similarity: float  # cosine with the query; 0.0 when the chunk has no vector yet
+    score: float = 0.0
+    bm25: float | None = None  # lexical score, when the lexical half found it
+    embedded: bool = True
+
+
+def filter_sql(filters: Filters, first_param: int, alias: str = "") -> tuple[str, list[Any]]:
+    """`` AND ...`` clauses of ``filters`` (parameters from ``$first_param``) and their values."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    n = first_param
+    a = alias
+    if filters.file_type:
+        clauses.append(f"({a}extension = ${n} OR {a}language = ${n})")
+        params.append(filters.file_type)
+        n += 1
+    if filters.path_prefix:
+        clauses.append(f"starts_with({a}path, ${n})")
+        params.append(filters.path_prefix.rstrip("/") + "/")
+        n += 1
+    if filters.rel_prefix:
+        clauses.append(f"starts_with({a}rel_path, ${n})")
+        params.append(filters.rel_prefix.strip("/") + "/")
+        n += 1
+    return "".join(f" AND {c}" for c in clauses), params
+
+
+HIT_COLUMNS = "id, path, rel_path, language, start_line, end_line, symbol, content"
+
+
+def _hit(row: asyncpg.Record) -> Hit:
+    similarity = row["similarity"]
+    bm25 = row.get("bm25")
+    return Hit(
+        id=row["id"],
+        path=row["path"],
+        rel_path=row["rel_path"],
+        language=row["language"],
+        start_line=row["start_line"],
+        end_line=row["end_line"],
+        symbol=row["symbol"],
+        content=row["content"],
+        similarity=float(similarity) if similarity is not None else 0.0,
+        bm25=float(bm25) if bm25 is not None else None,
+        embedded=similarity is not None,
+    )
+
+
+def vector_search_sql(dim: int, where: str) -> str:
+    """Nearest chunks by inner product ($1 vector, $2 project, $3 limit, filters from $4)."""
+    dim = int(dim)
+    return (
+        f"SELECT {HIT_COLUMNS}, -(embedding::vector({dim}) <#> $1::vector({dim})) AS similarity "  # noqa: S608
+        f"FROM chunks WHERE project_id = $2 AND embedding_dim = {dim} "
+        f"AND embedding IS NOT NULL{where} "
+        f"ORDER BY embedding::vector({dim}) <#> $1::vector({dim}) LIMIT $3"
+    )
+
+
+async def vector_hits(
+    conn: asyncpg.Connection,
+    project: Project,
+    vector: Sequence[float],
+    filters: Filters,
+    limit: int,
+    ef_search: int,
+) -> list[Hit]:
+    """The project's chunks nearest ``vector`` (HNSW with ``relaxed_order``: the caller
+    sorts exactly)."""
+    dim = int(project.embedding_dim)
+    where, params = filter_sql(filters, 4)
+    sql = vector_search_sql(dim, where)
+    async with conn.transaction():
+        if dim <= MAX_INDEXED_DIMENSION:
+            # Both settings in one round trip (SET LOCAL = set_config(..., true)).
+            await conn.execute(
+                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                "set_config('hnsw.ef_search', $1, true)",
+                str(max(int(ef_search), limit)),
+            )
+        rows = await conn.fetch(sql, vector, project.id, limit, *params)
+    return [_hit(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class TermDf:
+    term_id: int
+    df: int
+
+
+@dataclass(frozen=True)
+class LexicalStats:
+    """A project's BM25 statistics and the document frequency of a query's terms."""
+
+    docs: int  # N: chunks with at least one term
+    length: int  # their total length (terms)
+    ready: bool  # false until the project's lexical index is built
+    terms: list[TermDf]  # the query's terms found in the project
+
+
+_TERMS_SQL = """
+SELECT t.term_id, t.df, s.lexical_docs, s.lexical_length, s.lexical_ready
+FROM project_stats s LEFT JOIN lexical_terms t
+     ON t.project_id = s.project_id AND t.df > 0
+    AND t.term IN (SELECT lexeme FROM unnest(to_tsvector('english', $2)))
+WHERE s.project_id = $1
+"""
+
+
+async def set_lexical_settings(conn: asyncpg.Connection, budget_ms: int) -> None:
+    """In the current transaction: a plan made for the query's arrays (a generic plan
+    guesses their sizes) and, if ``budget_ms``, a statement timeout."""
+    budget = ", set_config('statement_timeout', $1, true)" if budget_ms else ""
+    await conn.execute(
+        "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)" + budget,
+        *([str(int(budget_ms))] if budget_ms else []),
+    )
+
+
+async def lexical_stats(
+    conn: asyncpg.Connection, project_id: str, words: str
+) -> LexicalStats | None:
+    """N, total length and the query words' (``words``: lexical text) document
+    frequencies; None if the project has no statistics row."""
+    rows = await conn.fetch(_TERMS_SQL, project_id, words)
+    if not rows:
+        return None
+    first = rows[0]
+    return LexicalStats(
+        docs=int(first["lexical_docs"]),
+        length=int(first["lexical_length"]),
+        ready=bool(first["lexical_ready"]),
+        terms=[TermDf(r["term_id"], r["df"]) for r in rows if r["term_id"] is not None],
+    )
+
+
+@dataclass(frozen=True)
+class WeightedTerm:
+    term_id: int
+    idf: float
+
+
+# BM25 of the selecting terms over their postings (one index range scan each),
+# top $6 candidates; then the other terms' part for those candidates only (point
+# lookups of (term, chunk)); then content and similarity of the rows kept.
+# The parameters are cast: Postgres would otherwise type them from the integer
+# columns they meet (k1 = 1.2 sent as a smallint).
+_BM25_PART = (
+    "q.idf * p.tf * ($3::float8 + 1) / "
+    "(p.tf + $3::float8 * (1 - $4::float8 + $4::float8 * p.dl / $5::float8))"
+)
+
+
+def bm25_sql(dim: int | None, where: str, filtered: bool) -> str:
+    """The BM25 statement of :func:`bm25_hits` (filters from ``$11``)."""
+    similarity = (
+        f"CASE WHEN c.embedding IS NULL THEN NULL "
+        f"ELSE -(c.embedding::vector({dim}) <#> $9::vector({dim})) END"
+        if dim
+        else "CASE WHEN $9::vector IS NULL THEN NULL::float8 END"
+    )
+    join = "JOIN chunks c ON c.id = p.chunk_id " if filtered else ""
+    return (
+        "WITH q AS (SELECT * FROM unnest($1::int[], $2::float8[]) AS q(term_id, idf)), "  # noqa: S608
+        "x AS (SELECT * FROM unnest($7::int[], $8::float8[]) AS x(term_id, idf)), "
+        f"cand AS (SELECT p.chunk_id, sum({_BM25_PART}) AS score "
+        f"FROM q JOIN lexical_postings p ON p.term_id = q.term_id {join}"
+        f"WHERE true{where} "
+        "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT $6), "
+        f"extra AS (SELECT cand.chunk_id, sum({_BM25_PART.replace('q.', 'x.')}) AS score "
+        "FROM cand CROSS JOIN x JOIN lexical_postings p "
+        "ON p.term_id = x.term_id AND p.chunk_id = cand.chunk_id GROUP BY cand.chunk_id), "
+        "top AS (SELECT cand.chunk_id AS id, cand.score + coalesce(extra.score, 0) AS bm25 "
+        "FROM cand LEFT JOIN extra USING (chunk_id)) "
+        f"SELECT c.id, c.path, c.rel_path, c.language, c.start_line, c.end_line, c.symbol, "
+        f"c.content, top.bm25, {similarity} AS similarity "
+        "FROM top JOIN chunks c ON c.id = top.id ORDER BY top.bm25 DESC, c.id LIMIT $10"
+    )
+
+
+async def bm25_hits(
+    conn: asyncpg.Connection,
+    *,
+    select: Sequence[WeightedTerm],
+    extra: Sequence[WeightedTerm],
+    k1: float,
+    b: float,
+    avgdl: float,
+    candidates: int,
+    vector: Sequence[float] | None,
+    dim: int | None,
+    filters: Filters,
+    limit: int,
+) -> list[Hit]:
+    """The best ``limit`` chunks by BM25: ``select`` terms choose the ``candidates``
+    (their postings are read), ``extra`` terms only add to the candidates' scores.
+    With ``vector`` (and its ``dim``), each hit's similarity too."""
+    where, fparams = filter_sql(filters, 11, alias="c.")
+    sql = bm25_sql(dim if vector is not None else None, where, bool(where))
+    rows = await conn.fetch(
+        sql,
+        [t.term_id for t in select],
+        [t.idf for t in select],
+        k1,
+        b,
+        avgdl,
+        candidates,
+        [t.term_id for t in extra],
+        [t.idf for t in extra],
+        vector,
+        limit,
+        *fparams,
+    )
+    return [_hit(row) for row in rows]
