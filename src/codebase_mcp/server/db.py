@@ -1289,14 +1289,19 @@ _BM25_PART = (
 )
 
 
+def _similarity_sql(dim: int | None, param: int) -> str:
+    """Cosine of chunk ``c`` with the query vector ``$param`` (NULL without one)."""
+    if dim:
+        return (
+            f"CASE WHEN c.embedding IS NULL THEN NULL "
+            f"ELSE -(c.embedding::vector({dim}) <#> ${param}::vector({dim})) END"
+        )
+    return f"CASE WHEN ${param}::vector IS NULL THEN NULL::float8 END"
+
+
 def bm25_sql(dim: int | None, where: str, filtered: bool) -> str:
     """The BM25 statement of :func:`bm25_hits` (filters from ``$11``)."""
-    similarity = (
-        f"CASE WHEN c.embedding IS NULL THEN NULL "
-        f"ELSE -(c.embedding::vector({dim}) <#> $9::vector({dim})) END"
-        if dim
-        else "CASE WHEN $9::vector IS NULL THEN NULL::float8 END"
-    )
+    similarity = _similarity_sql(dim, 9)
     join = "JOIN chunks c ON c.id = p.chunk_id " if filtered else ""
     return (
         "WITH q AS (SELECT * FROM unnest($1::int[], $2::float8[]) AS q(term_id, idf)), "  # noqa: S608
@@ -1348,5 +1353,62 @@ async def bm25_hits(
         vector,
         limit,
         *fparams,
+    )
+    return [_hit(row) for row in rows]
+
+
+# A posting's BM25 term-frequency part with k1 = 1.2, b = 0.4 and avgdl = 80: the
+# order of the index lexical_postings_impact (migration 0010_search_speed, the
+# same text: the planner matches it). Only the order; scores are exact.
+POSTING_IMPACT = "(tf::float4 / (tf::float4 + 0.72 + 0.006 * dl::float4))"
+
+
+def bm25_capped_sql(dim: int | None) -> str:
+    """The statement of :func:`bm25_hits_capped`: each term's best ``$7`` postings
+    (impact order, index-only), summed per chunk; the ``$6`` best chunks rescored
+    exactly over every term (point lookups); content and similarity of the best ``$9``."""
+    return (
+        "WITH q AS (SELECT * FROM unnest($1::int[], $2::float8[]) AS q(term_id, idf)), "  # noqa: S608
+        f"cand AS (SELECT p.chunk_id, sum({_BM25_PART}) AS score FROM q CROSS JOIN LATERAL "
+        "(SELECT lp.chunk_id, lp.tf, lp.dl FROM lexical_postings lp "
+        f"WHERE lp.term_id = q.term_id ORDER BY {POSTING_IMPACT} DESC LIMIT $7) p "
+        "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT $6), "
+        f"top AS (SELECT cand.chunk_id AS id, sum({_BM25_PART}) AS bm25 "
+        "FROM cand CROSS JOIN q JOIN lexical_postings p "
+        "ON p.term_id = q.term_id AND p.chunk_id = cand.chunk_id GROUP BY cand.chunk_id) "
+        "SELECT c.id, c.path, c.rel_path, c.language, c.start_line, c.end_line, c.symbol, "
+        f"c.content, top.bm25, {_similarity_sql(dim, 8)} AS similarity "
+        "FROM top JOIN chunks c ON c.id = top.id ORDER BY top.bm25 DESC, c.id LIMIT $9"
+    )
+
+
+async def bm25_hits_capped(
+    conn: asyncpg.Connection,
+    *,
+    terms: Sequence[WeightedTerm],
+    per_term: int,
+    k1: float,
+    b: float,
+    avgdl: float,
+    candidates: int,
+    vector: Sequence[float] | None,
+    dim: int | None,
+    limit: int,
+) -> list[Hit]:
+    """The best ``limit`` chunks by BM25 among the candidates that each term's best
+    ``per_term`` postings give (no filters: a filter would drop candidates after
+    the cap). Every term whose document frequency is at most ``per_term`` is read
+    whole; the scores of the hits are exact."""
+    rows = await conn.fetch(
+        bm25_capped_sql(dim if vector is not None else None),
+        [t.term_id for t in terms],
+        [t.idf for t in terms],
+        k1,
+        b,
+        avgdl,
+        candidates,
+        per_term,
+        vector,
+        limit,
     )
     return [_hit(row) for row in rows]

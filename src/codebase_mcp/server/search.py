@@ -174,8 +174,13 @@ async def text_search(
     max_cost: int = 0,
     term_stats: TermStatsCache | None = None,
     bm25: Bm25 | None = None,
+    per_term: int = 0,
 ) -> TextResult:
-    """BM25 over the project's lexical index (see the module's docstring)."""
+    """BM25 over the project's lexical index (see the module's docstring).
+
+    ``per_term`` > 0 and no filter: each query term's ``per_term`` best postings
+    (impact order) give the candidates, rescored exactly over every term; otherwise
+    the rarest terms within ``max_cost`` postings select, the others add."""
     words = query_text(query)
     if not words:
         return TextResult([], "no_words")
@@ -189,9 +194,25 @@ async def text_search(
             if stats is None or not stats.ready:
                 return TextResult([], "not_indexed")
             docs, length = stats.docs, stats.length
-            plan = plan_lexical([(t.term_id, t.df) for t in stats.terms], docs, max_cost)
+            capped = per_term > 0 and filters == Filters()
+            found = [(t.term_id, t.df) for t in stats.terms]
+            plan = plan_lexical(found, docs, 0 if capped else max_cost)
             if plan is None or not docs:
                 return TextResult([], "no_match")
+            if capped:
+                hits = await db.bm25_hits_capped(
+                    conn,
+                    terms=[db.WeightedTerm(t.term_id, t.idf) for t in plan.select],
+                    per_term=per_term,
+                    k1=params.k1,
+                    b=params.b,
+                    avgdl=max(length / docs, 1.0),
+                    candidates=max(limit * 3, 100),
+                    vector=vector,
+                    dim=int(project.embedding_dim) if vector is not None else None,
+                    limit=limit,
+                )
+                return TextResult(hits, "ranked", plan)
             hits = await db.bm25_hits(
                 conn,
                 select=[db.WeightedTerm(t.term_id, t.idf) for t in plan.select],
@@ -401,6 +422,7 @@ async def search(
         max_cost=text_max_cost,
         term_stats=term_stats,
         bm25=bm25,
+        per_term=int(getattr(settings, "text_search_per_term", 0)) if settings else 0,
     )
     if mode == "lexical":
         for hit in lexical.hits:
