@@ -202,7 +202,7 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"--after-env {pair!r}: expected NAME=VALUE")
+            raise SystemExit(f"setting {pair!r}: expected NAME=VALUE")
         out[key] = value
     return out
 
@@ -221,7 +221,12 @@ def main() -> int:
         help="a server or embedder setting of the after side only, e.g. "
         "CODEBASE_MCP_QUERY_EMBED_TIMEOUT=0.25",
     )  # fmt: skip
-    parser.add_argument("--sides", default="before,after")
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="NAME:NAME=VALUE,...",
+        help="one more side with this checkout and these settings, e.g. "
+        "fallback250:CODEBASE_MCP_QUERY_EMBED_TIMEOUT=0.25",
+    )  # fmt: skip
+    parser.add_argument("--sides", default="before,after", help="which of before,after to run")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "search-load.json")
     args = parser.parse_args()
 
@@ -266,9 +271,16 @@ def main() -> int:
             ):
                 report["searched"] = asyncio.run(index_searched(url, searched_root))
             print("indexed", json.dumps(report["searched"]), file=sys.stderr, flush=True)
-            for name in args.sides.split(","):
-                src = before_src if name == "before" else REPO / "src"
-                extra = after_env if name == "after" else {}
+            sides: list[tuple[str, Path, dict[str, str]]] = [
+                (name, before_src if name == "before" else REPO / "src",
+                 after_env if name == "after" else {})
+                for name in args.sides.split(",")
+            ]  # fmt: skip
+            for variant in args.variant:
+                name, _, pairs = variant.partition(":")
+                sides.append((name, REPO / "src", parse_env(pairs.split(",") if pairs else [])))
+                report[name] = {"embedder_src": "this checkout", "env": sides[-1][2]}
+            for name, src, extra in sides:
                 embedder_env = {k: v for k, v in extra.items() if k.startswith("EMBEDDER_")}
                 server_env = {k: v for k, v in extra.items() if not k.startswith("EMBEDDER_")}
                 with (
@@ -284,7 +296,7 @@ def main() -> int:
             k: report[name]["under_indexing"][k]
             for k in ("p50_ms", "p95_ms", "max_ms", "errors", "searches_per_s", "lexical_fallback")
         }
-        for name in args.sides.split(",")
+        for name, _, _ in sides
     }
     report["load_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
