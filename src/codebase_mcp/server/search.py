@@ -189,8 +189,7 @@ async def text_search(
         async with conn.transaction():
             # A plan made for these arrays, and the budget, past which hybrid
             # answers from vectors alone.
-            await db.set_lexical_settings(conn, budget_ms)
-            stats = await db.lexical_stats(conn, project.id, words)
+            stats = await db.lexical_stats(conn, project.id, words, budget_ms=budget_ms)
             if stats is None or not stats.ready:
                 return TextResult([], "not_indexed")
             docs, length = stats.docs, stats.length
@@ -382,17 +381,17 @@ async def search(
     vector mode is configured, so its chunks without a vector can be found.
     ``settings`` (ServerSettings) gives the fusion and BM25 parameters.
     """
-    project = await db.get_project(conn, project_id)
-    if project is None:
+    target = await db.search_target(conn, project_id)
+    if target is None:
         raise NotFound(
             f"no project {project_id!r}",
             hint="index a repository first with start_indexing_background, or see list_projects()",
         )
+    project, stats = target.project, target.stats
     if project.embedding_model != expected_model or (
         vector is not None and project.embedding_dim != len(vector)
     ):
         raise db.model_mismatch(project, expected_model, len(vector) if vector else None)
-    stats = await db.get_project_stats(conn, project_id)
     coverage = stats.semantic_coverage
     fusion = fusion_from(settings)
     bm25 = bm25_from(settings)
