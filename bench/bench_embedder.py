@@ -27,7 +27,6 @@ import platform
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from servers import free_port
 
 from codebase_mcp.embedder.encoder import SentenceEncoder
 from codebase_mcp.embedder.model_files import load_model_files
@@ -118,12 +120,6 @@ def latency_ms(run: Callable[[], object], repeats: int = 30) -> dict[str, float]
         "p95": round(samples[int(0.95 * len(samples)) - 1], 2),
         "min": round(samples[0], 2),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http_bench(chunks: list[str]) -> dict[str, Any]:

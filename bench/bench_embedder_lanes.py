@@ -38,7 +38,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,8 +47,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-import httpx
-from bench_embedder import code_chunks, free_port
+from bench_embedder import code_chunks
+from servers import start_embedder, stop_embedder
 
 from codebase_mcp.server.embeddings import OllamaEmbedder
 
@@ -80,46 +79,6 @@ QUERIES = [
     "version option printing the package version",
     "open a url in the web browser",
 ]
-SERVE = (
-    "import sys\n"
-    "from codebase_mcp.embedder.config import ServeSettings\n"
-    "from codebase_mcp.embedder.server import serve\n"
-    "serve(ServeSettings(port=int(sys.argv[1]), log_level='warning'))\n"
-)
-
-
-def start_embedder(src: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``embedder serve`` from the code under ``src`` (PYTHONPATH precedes the venv's own)."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONDONTWRITEBYTECODE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"embedder from {src} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"embedder from {src} did not start")
-
-
-def stop_embedder(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -155,7 +155,9 @@ async def build_big(pool: Any, target: int, seed: int = 7) -> dict[str, Any]:
     async with pool.acquire() as conn:
         rows = await conn.fetch(
             "SELECT file_id, path, rel_path, extension, language, start_line, end_line, symbol, "
-            "content, search_text, embedding FROM chunks WHERE project_id = 'bench10k' ORDER BY id"
+            "content, search_text, text_sha256, embedding FROM chunks "
+            "WHERE project_id = 'bench10k' "
+            "ORDER BY id"
         )
         await db.delete_lexical_terms(conn, "bench100k")
         await conn.execute("DELETE FROM projects WHERE id = 'bench100k'")
@@ -183,7 +185,7 @@ async def build_big(pool: Any, target: int, seed: int = 7) -> dict[str, Any]:
             records = [
                 ("bench100k", file_ids[r["path"]], r["path"], r["rel_path"], r["extension"],
                  r["language"], r["start_line"], r["end_line"], r["symbol"], r["content"],
-                 r["search_text"], DIM, 0, vectors[i])
+                 r["search_text"], DIM, 0, r["text_sha256"], vectors[i])
                 for i, r in enumerate(rows[:take])
             ]  # fmt: skip
             await conn.copy_records_to_table(
@@ -229,11 +231,12 @@ async def latency(
     file_type: str | None = None,
     budget_ms: int = 0,
     term_stats: TermStatsCache | None = None,
+    settings: ServerSettings | None = None,
 ) -> dict[str, Any]:
     times = []
     statuses: Counter[str] = Counter()
     found = 0
-    settings = ServerSettings()
+    settings = settings or ServerSettings()
     for symbol, text, vector in queries:
         t = time.perf_counter()
         async with pool.acquire() as conn:
@@ -331,14 +334,24 @@ async def run(
         queries = [(w, f"where is {w} implemented", embedder.vector(w)) for w in words]
         result["search"] = {}
         stats = TermStatsCache()
+        before = ServerSettings(text_search_per_term=0)
+        result["before_settings"] = {"text_search_per_term": 0}
+        result["after_settings"] = {"text_search_per_term": ServerSettings().text_search_per_term}
         for project in ("bench10k", "bench100k"):
             entry: dict[str, Any] = {"chunks": (await project_sizes(pool))[project]}
             # Warm up: one pass over every query (the first pass after a bulk load
             # reads the heap pages of the matches from disk), both code paths.
             await latency(pool, project, queries, "hybrid", term_stats=stats)
+            await latency(pool, project, queries, "hybrid", term_stats=stats, settings=before)
             entry["load_at_start"] = load()
             for mode in ("vector", "lexical", "hybrid"):
                 entry[mode] = await latency(pool, project, queries, mode, term_stats=stats)
+                if mode != "vector":
+                    # Before, in the same run on the same data: every posting of the
+                    # rarest terms (TEXT_SEARCH_PER_TERM=0, the plan until now).
+                    entry[f"{mode}_before"] = await latency(
+                        pool, project, queries, mode, term_stats=stats, settings=before
+                    )
                 entry[f"{mode}_file_type_py"] = await latency(
                     pool, project, queries, mode, file_type="py", term_stats=stats
                 )
@@ -346,6 +359,10 @@ async def run(
             entry["hybrid_budget_40ms"] = await latency(
                 pool, project, queries, "hybrid", budget_ms=TEXT_BUDGET_MS, term_stats=stats
             )
+            entry["hybrid_budget_40ms_before"] = await latency(
+                pool, project, queries, "hybrid", budget_ms=TEXT_BUDGET_MS, term_stats=stats,
+                settings=before,
+            )  # fmt: skip
             entry["text_plans"] = await text_plans(pool, project, queries)
             entry["hnsw_recall@10_vs_exact"] = await hnsw_recall(pool, project, queries)
             entry["load_at_end"] = load()

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""EXPLAIN (ANALYZE, BUFFERS) the full-text half of hybrid search, before and now.
+"""EXPLAIN (ANALYZE, BUFFERS) the BM25 half of hybrid search, before and after.
 
     .venv/bin/python bench/explain_search.py --database-url URL [--project bench100k]
         [--symbol OnConflictClause] [--out FILE]
 
 Needs a database where bench/bench_search.py (with ``--database-url``) left its
-projects. The query is the benchmark's ``where is SYMBOL implemented``; "before"
-is the previous statement (every match ranked, its similarity computed), "now"
-the planned one (the rarest words select, ids ranked, then content and
-similarity for the rows kept). Each runs once to warm the cache, then is
-explained.
+projects. The query is the benchmark's ``where is SYMBOL implemented`` with its
+vector; "before" is :func:`codebase_mcp.server.db.bm25_sql` (every posting of the
+rarest terms within ``TEXT_SEARCH_MAX_COST`` selects, the others add by point
+lookups), "after" :func:`codebase_mcp.server.db.bm25_capped_sql` (each term's
+``TEXT_SEARCH_PER_TERM`` best postings from the impact index, the candidates
+rescored exactly). Each statement runs once to warm the cache, then is explained.
 """
 
 from __future__ import annotations
@@ -28,56 +29,56 @@ from bench_search import DIM, HashEmbedder
 
 from codebase_mcp.server import db
 from codebase_mcp.server.config import ServerSettings
-from codebase_mcp.server.search import (
-    _COLUMNS,
-    fetch_term_stats,
-    plan_text_query,
-    query_words,
-    tsquery_text,
-)
-
-BEFORE = (
-    f"SELECT {_COLUMNS}, -(embedding::vector({DIM}) <#> $1::vector({DIM})) AS similarity "
-    "FROM chunks, to_tsquery('english', $4) q "
-    f"WHERE project_id = $2 AND embedding_dim = {DIM} AND tsv @@ q "
-    "ORDER BY ts_rank_cd(tsv, q) DESC, id LIMIT $3"
-)
-NOW = (
-    "WITH top AS (SELECT id, ts_rank_cd(tsv, $5::text::tsquery) AS rank FROM chunks "
-    f"WHERE project_id = $2 AND embedding_dim = {DIM} AND tsv @@ $4::text::tsquery "
-    "ORDER BY rank DESC, id LIMIT $3) "
-    f"SELECT {_COLUMNS}, -(embedding::vector({DIM}) <#> $1::vector({DIM})) AS similarity "
-    "FROM top JOIN chunks USING (id) ORDER BY top.rank DESC, id"
-)
+from codebase_mcp.server.search import QueryTerm, plan_lexical, query_text
 
 
-async def explain(database_url: str, project: str, symbol: str) -> str:
+async def explain(database_url: str, project_id: str, symbol: str) -> str:
     query = f"where is {symbol} implemented"
     vector = HashEmbedder().vector(symbol)
+    settings = ServerSettings()
     pool = await db.create_pool(database_url, max_size=1, command_timeout=None)
-    out = [f"query: {query!r}, project {project}, load {os.getloadavg()}"]
+    out = [f"query: {query!r}, project {project_id}, load {os.getloadavg()}"]
     try:
         async with pool.acquire() as conn:
-            lexemes = await conn.fetchval(
-                "SELECT array_agg(lexeme) FROM unnest(to_tsvector('english', $1))",
-                " ".join(query_words(query)),
-            )
-            stats = await fetch_term_stats(conn)
-            plan = plan_text_query(lexemes, stats, project, ServerSettings().text_search_max_cost)
-            assert plan is not None, "the words are too common for this demonstration"
+            stats = await db.lexical_stats(conn, project_id, query_text(query))
+            if stats is None or not stats.docs:
+                raise SystemExit(f"no lexical index for {project_id}")
+            avgdl = max(stats.length / stats.docs, 1.0)
+            found = [(t.term_id, t.df) for t in stats.terms]
+            before = plan_lexical(found, stats.docs, settings.text_search_max_cost)
+            after = plan_lexical(found, stats.docs, 0)
+            if before is None or after is None:
+                raise SystemExit("no word of the query is indexed")
             out.append(
-                f"word estimates: { {x: round(stats.estimate(x)) for x in lexemes} }\n"
-                f"plan: {plan.kind}, match {plan.match!r}, rank {plan.rank!r}, "
-                f"cost {plan.cost:.0f}"
+                f"terms (df): {[t.df for t in after.select]}; before: {len(before.select)} "
+                f"select ({before.cost} postings), {len(before.extra)} add; after: each "
+                f"term's best {settings.text_search_per_term} postings"
             )
+
+            def ids(terms: list[QueryTerm]) -> list[int]:
+                return [t.term_id for t in terms]
+
+            def idfs(terms: list[QueryTerm]) -> list[float]:
+                return [t.idf for t in terms]
+
             runs = [
-                ("before", BEFORE, (vector, project, 30, tsquery_text(query))),
-                ("now", NOW, (vector, project, 30, plan.match, plan.rank)),
-            ]
+                (
+                    "before",
+                    db.bm25_sql(DIM, "", False),
+                    (ids(before.select), idfs(before.select), 1.2, 0.4, avgdl, 100,
+                     ids(before.extra), idfs(before.extra), vector, 30),
+                ),
+                (
+                    "after",
+                    db.bm25_capped_sql(DIM),
+                    (ids(after.select), idfs(after.select), 1.2, 0.4, avgdl, 100,
+                     settings.text_search_per_term, vector, 30),
+                ),
+            ]  # fmt: skip
             for name, sql, args in runs:
-                await conn.fetch(sql, *args)  # warm the cache
                 async with conn.transaction():
-                    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+                    await db.set_lexical_settings(conn, 0)
+                    await conn.fetch(sql, *args)  # warm the cache
                     rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
                 plan_text = "\n".join(r[0] for r in rows)
                 out.append(f"--- {name}\n{sql}\n\n{plan_text}")
@@ -87,7 +88,7 @@ async def explain(database_url: str, project: str, symbol: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="EXPLAIN the full-text query, before and now")
+    parser = argparse.ArgumentParser(description="EXPLAIN the BM25 statement, before and after")
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--project", default="bench100k")
     parser.add_argument("--symbol", default="OnConflictClause")

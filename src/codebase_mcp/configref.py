@@ -57,6 +57,9 @@ SERVER_HELP: dict[str, str] = {
     "text_search_budget_ms": "time the full-text half of hybrid search may take; past it, "
     "vector-only (0: no limit)",
     "text_search_max_cost": "postings the BM25 half reads to select candidates (0: no cap)",
+    "text_search_per_term": "postings of each query term the BM25 half reads, best first "
+    "(impact order), for searches without a filter; the candidates are rescored exactly "
+    "(0: the rarest terms within TEXT_SEARCH_MAX_COST select)",
     "max_limit": "most results one search_code call may ask for",
     "context_lines": "lines of context around each hit",
     "pool_min_size": "Postgres connections kept open",

@@ -157,6 +157,13 @@ class ServerSettings(BaseSettings):
     text_search_max_cost: int = Field(
         default=20000, ge=0, description="postings the lexical half reads to select (0: all)"
     )
+    # Postings of each query term the lexical half reads, best first (impact order,
+    # migration 0010_search_speed); the candidates are rescored exactly. 0: the
+    # rarest terms within text_search_max_cost select (the earlier plan). Filtered
+    # searches always use that plan.
+    text_search_per_term: int = Field(
+        default=1000, ge=0, description="postings per query term the lexical half reads (0: off)"
+    )
     max_limit: int = Field(default=100, ge=1)
     context_lines: int = Field(default=2, ge=0, le=20)
 

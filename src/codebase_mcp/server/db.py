@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -529,6 +530,37 @@ class ProjectStats:
     @property
     def average_length(self) -> float:
         return self.lexical_length / self.lexical_docs if self.lexical_docs else 0.0
+
+
+@dataclass(frozen=True)
+class SearchTarget:
+    project: Project
+    stats: ProjectStats
+
+
+async def search_target(conn: asyncpg.Connection, project_id: str) -> SearchTarget | None:
+    """The project and its statistics in one round trip (a search's first statement)."""
+    row = await conn.fetchrow(
+        "SELECT p.id, p.embedding_model, p.embedding_dim, s.chunks, s.embedded, "
+        "s.lexical_docs, s.lexical_length, s.lexical_ready "
+        "FROM projects p LEFT JOIN project_stats s ON s.project_id = p.id WHERE p.id = $1",
+        project_id,
+    )
+    if row is None:
+        return None
+    project = Project(row["id"], row["embedding_model"], row["embedding_dim"])
+    if row["chunks"] is None:
+        return SearchTarget(project, ProjectStats(0, 0, 0, 0, True))
+    return SearchTarget(
+        project,
+        ProjectStats(
+            int(row["chunks"]),
+            int(row["embedded"]),
+            int(row["lexical_docs"]),
+            int(row["lexical_length"]),
+            bool(row["lexical_ready"]),
+        ),
+    )
 
 
 async def get_project_stats(conn: asyncpg.Connection, project_id: str) -> ProjectStats:
@@ -1210,3 +1242,464 @@ async def import_project(
                 if c.text_sha256 is not None and c.vector is not None:
                     unique.setdefault(c.text_sha256, c.vector)
             await insert_cached_embeddings(conn, model_key, list(unique), list(unique.values()))
+
+
+async def analyze_after_index(conn: asyncpg.Connection) -> None:
+    """Fresh planner statistics after a large write: ANALYZE chunks, VACUUM (ANALYZE)
+    the lexical tables (not chunks: its vacuum walks the whole HNSW graph of every
+    project)."""
+    await conn.execute("ANALYZE chunks", timeout=LONG_STATEMENT_TIMEOUT)
+    await conn.execute(
+        "VACUUM (ANALYZE) lexical_postings, lexical_terms", timeout=LONG_STATEMENT_TIMEOUT
+    )
+
+
+async def is_migrated(conn: asyncpg.Connection) -> bool:
+    """Whether the schema is there (the ``chunks`` table exists): /health."""
+    return bool(await conn.fetchval("SELECT to_regclass('public.chunks') IS NOT NULL"))
+
+
+# --- watches (watch mode) -------------------------------------------------------------
+# Advisory lock class that serialises "is a sync job already pending?" per project
+# (the second key hashes project and root), so two replicas that see one save
+# queue one job between them.
+WATCH_LOCK = 0x63776174  # "cwat"
+WATCHING = "watching"
+
+
+@dataclass(frozen=True)
+class WatchRow:
+    project_id: str
+    root_path: str
+    repo_path: str
+    enabled: bool
+    state: str
+    created_at: datetime
+    updated_at: datetime
+    last_change_at: datetime | None
+    last_job_id: uuid.UUID | None
+
+    @classmethod
+    def from_record(cls, row: asyncpg.Record) -> WatchRow:
+        # SELECT * / RETURNING *: the table's columns are exactly these fields.
+        return cls(**dict(row))
+
+
+async def set_watch(
+    conn: asyncpg.Connection, *, project_id: str, repo_path: str, root_path: str
+) -> WatchRow:
+    """Watch a project's repository from now on (again, if it was stopped)."""
+    row = await conn.fetchrow(
+        "INSERT INTO watches (project_id, repo_path, root_path) VALUES ($1, $2, $3) "
+        "ON CONFLICT (project_id, root_path) DO UPDATE SET repo_path = EXCLUDED.repo_path, "
+        "enabled = true, state = 'watching', "
+        "updated_at = now() RETURNING *",
+        project_id,
+        repo_path,
+        root_path,
+    )
+    assert row is not None  # INSERT ... RETURNING always returns the row
+    return WatchRow.from_record(row)
+
+
+async def stop_watch(
+    conn: asyncpg.Connection, project_id: str, root_path: str, reason: str
+) -> bool:
+    """Stop watching; the row stays, so status can say why. False: it was not watched."""
+    status = await conn.execute(
+        "UPDATE watches SET enabled = false, state = $3, updated_at = now() "
+        "WHERE project_id = $1 AND root_path = $2 AND enabled",
+        project_id,
+        root_path,
+        reason,
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def delete_watch(conn: asyncpg.Connection, project_id: str) -> None:
+    await conn.execute("DELETE FROM watches WHERE project_id = $1", project_id)
+
+
+async def get_watch(conn: asyncpg.Connection, project_id: str, root_path: str) -> WatchRow | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM watches WHERE project_id = $1 AND root_path = $2", project_id, root_path
+    )
+    return WatchRow.from_record(row) if row else None
+
+
+async def all_watches(conn: asyncpg.Connection) -> dict[str, list[WatchRow]]:
+    """project id -> its watches (stopped ones too: status says why they stopped)."""
+    out: dict[str, list[WatchRow]] = {}
+    for row in await conn.fetch("SELECT * FROM watches ORDER BY project_id, root_path"):
+        out.setdefault(row["project_id"], []).append(WatchRow.from_record(row))
+    return out
+
+
+async def enabled_watches(conn: asyncpg.Connection) -> list[WatchRow]:
+    rows = await conn.fetch("SELECT * FROM watches WHERE enabled ORDER BY project_id, root_path")
+    return [WatchRow.from_record(row) for row in rows]
+
+
+async def queue_sync_job(
+    conn: asyncpg.Connection, watch: WatchRow, embedding_model: str
+) -> uuid.UUID | None:
+    """Queue an incremental index of the watched repository, unless one is pending.
+
+    A pending job has not walked the tree yet, so it will see this change too; a
+    running one may already be past the changed file, so it does not count.
+    """
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2 || ' ' || $3))",
+            WATCH_LOCK,
+            watch.project_id,
+            watch.root_path,
+        )
+        pending = await conn.fetchval(
+            "SELECT 1 FROM jobs WHERE project_id = $1 AND root_path = $2 "
+            "AND status = 'pending' LIMIT 1",
+            watch.project_id,
+            watch.root_path,
+        )
+        if pending:
+            await conn.execute(
+                "UPDATE watches SET last_change_at = now() WHERE project_id = $1 "
+                "AND root_path = $2",
+                watch.project_id,
+                watch.root_path,
+            )
+            return None
+        job_id = await create_job(
+            conn,
+            project_id=watch.project_id,
+            repo_path=watch.repo_path,
+            root_path=watch.root_path,
+            force_reindex=False,
+            embedding_model=embedding_model,
+        )
+        await conn.execute(
+            "UPDATE watches SET last_change_at = now(), last_job_id = $3 "
+            "WHERE project_id = $1 AND root_path = $2",
+            watch.project_id,
+            watch.root_path,
+            job_id,
+        )
+    return job_id
+
+
+# --- search ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Filters:
+    file_type: str | None = None  # extension ("py") or language ("python")
+    path_prefix: str | None = None  # container path prefix (absolute directory filter)
+    rel_prefix: str | None = None  # relative directory filter
+
+
+@dataclass
+class Hit:
+    id: int
+    path: str
+    rel_path: str
+    language: str | None
+    start_line: int
+    end_line: int
+    symbol: str | None
+    content: str
+    similarity: float  # cosine with the query; 0.0 when the chunk has no vector yet
+    score: float = 0.0
+    bm25: float | None = None  # lexical score, when the lexical half found it
+    embedded: bool = True
+
+
+def filter_sql(filters: Filters, first_param: int, alias: str = "") -> tuple[str, list[Any]]:
+    """`` AND ...`` clauses of ``filters`` (parameters from ``$first_param``) and their values."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    n = first_param
+    a = alias
+    if filters.file_type:
+        clauses.append(f"({a}extension = ${n} OR {a}language = ${n})")
+        params.append(filters.file_type)
+        n += 1
+    if filters.path_prefix:
+        clauses.append(f"starts_with({a}path, ${n})")
+        params.append(filters.path_prefix.rstrip("/") + "/")
+        n += 1
+    if filters.rel_prefix:
+        clauses.append(f"starts_with({a}rel_path, ${n})")
+        params.append(filters.rel_prefix.strip("/") + "/")
+        n += 1
+    return "".join(f" AND {c}" for c in clauses), params
+
+
+HIT_COLUMNS = "id, path, rel_path, language, start_line, end_line, symbol, content"
+
+
+def _hit(row: asyncpg.Record) -> Hit:
+    similarity = row["similarity"]
+    bm25 = row.get("bm25")
+    return Hit(
+        id=row["id"],
+        path=row["path"],
+        rel_path=row["rel_path"],
+        language=row["language"],
+        start_line=row["start_line"],
+        end_line=row["end_line"],
+        symbol=row["symbol"],
+        content=row["content"],
+        similarity=float(similarity) if similarity is not None else 0.0,
+        bm25=float(bm25) if bm25 is not None else None,
+        embedded=similarity is not None,
+    )
+
+
+def vector_search_sql(dim: int, where: str) -> str:
+    """Nearest chunks by inner product ($1 vector, $2 project, $3 limit, filters from $4)."""
+    dim = int(dim)
+    return (
+        f"SELECT {HIT_COLUMNS}, -(embedding::vector({dim}) <#> $1::vector({dim})) AS similarity "  # noqa: S608
+        f"FROM chunks WHERE project_id = $2 AND embedding_dim = {dim} "
+        f"AND embedding IS NOT NULL{where} "
+        f"ORDER BY embedding::vector({dim}) <#> $1::vector({dim}) LIMIT $3"
+    )
+
+
+async def vector_hits(
+    conn: asyncpg.Connection,
+    project: Project,
+    vector: Sequence[float],
+    filters: Filters,
+    limit: int,
+    ef_search: int,
+) -> list[Hit]:
+    """The project's chunks nearest ``vector`` (HNSW with ``relaxed_order``: the caller
+    sorts exactly)."""
+    dim = int(project.embedding_dim)
+    where, params = filter_sql(filters, 4)
+    sql = vector_search_sql(dim, where)
+    if dim <= MAX_INDEXED_DIMENSION:
+        # Both settings in one round trip, for the session (no BEGIN/COMMIT: two
+        # round trips fewer, which under 16 concurrent searches on a busy event
+        # loop is most of a search's time). Every vector search sets them again,
+        # and the pool's RESET ALL clears them when the connection is released.
+        await conn.execute(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false), "
+            "set_config('hnsw.ef_search', $1, false)",
+            str(max(int(ef_search), limit)),
+        )
+    rows = await conn.fetch(sql, vector, project.id, limit, *params)
+    return [_hit(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class TermDf:
+    term_id: int
+    df: int
+
+
+@dataclass(frozen=True)
+class LexicalStats:
+    """A project's BM25 statistics and the document frequency of a query's terms."""
+
+    docs: int  # N: chunks with at least one term
+    length: int  # their total length (terms)
+    ready: bool  # false until the project's lexical index is built
+    terms: list[TermDf]  # the query's terms found in the project
+
+
+_TERMS_SQL = """
+SELECT t.term_id, t.df, s.lexical_docs, s.lexical_length, s.lexical_ready
+FROM project_stats s LEFT JOIN lexical_terms t
+     ON t.project_id = s.project_id AND t.df > 0
+    AND t.term IN (SELECT lexeme FROM unnest(to_tsvector('english', $2)))
+WHERE s.project_id = $1
+"""
+# The same, setting (for the rest of the transaction, i.e. the BM25 statement) a
+# plan made for the query's arrays (a generic plan guesses their sizes) and the
+# time budget ($3, milliseconds as text; '0': none): one round trip fewer.
+_TERMS_SETTING_SQL = """
+SELECT t.term_id, t.df, s.lexical_docs, s.lexical_length, s.lexical_ready
+FROM (SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
+             CASE WHEN $3 <> '0' THEN set_config('statement_timeout', $3, true) END) cfg,
+     project_stats s LEFT JOIN lexical_terms t
+     ON t.project_id = s.project_id AND t.df > 0
+    AND t.term IN (SELECT lexeme FROM unnest(to_tsvector('english', $2)))
+WHERE s.project_id = $1
+"""
+
+
+async def set_lexical_settings(conn: asyncpg.Connection, budget_ms: int) -> None:
+    """In the current transaction: a plan made for the query's arrays (a generic plan
+    guesses their sizes) and, if ``budget_ms``, a statement timeout."""
+    budget = ", set_config('statement_timeout', $1, true)" if budget_ms else ""
+    await conn.execute(
+        "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)" + budget,
+        *([str(int(budget_ms))] if budget_ms else []),
+    )
+
+
+async def lexical_stats(
+    conn: asyncpg.Connection, project_id: str, words: str, *, budget_ms: int | None = None
+) -> LexicalStats | None:
+    """N, total length and the query words' (``words``: lexical text) document
+    frequencies; None if the project has no statistics row. ``budget_ms`` not
+    None (inside a transaction): also what :func:`set_lexical_settings` sets, in
+    the same statement."""
+    if budget_ms is None:
+        rows = await conn.fetch(_TERMS_SQL, project_id, words)
+    else:
+        rows = await conn.fetch(_TERMS_SETTING_SQL, project_id, words, str(int(budget_ms)))
+    if not rows:
+        return None
+    first = rows[0]
+    return LexicalStats(
+        docs=int(first["lexical_docs"]),
+        length=int(first["lexical_length"]),
+        ready=bool(first["lexical_ready"]),
+        terms=[TermDf(r["term_id"], r["df"]) for r in rows if r["term_id"] is not None],
+    )
+
+
+@dataclass(frozen=True)
+class WeightedTerm:
+    term_id: int
+    idf: float
+
+
+# BM25 of the selecting terms over their postings (one index range scan each),
+# top $6 candidates; then the other terms' part for those candidates only (point
+# lookups of (term, chunk)); then content and similarity of the rows kept.
+# The parameters are cast: Postgres would otherwise type them from the integer
+# columns they meet (k1 = 1.2 sent as a smallint).
+_BM25_PART = (
+    "q.idf * p.tf * ($3::float8 + 1) / "
+    "(p.tf + $3::float8 * (1 - $4::float8 + $4::float8 * p.dl / $5::float8))"
+)
+
+
+def _similarity_sql(dim: int | None, param: int) -> str:
+    """Cosine of chunk ``c`` with the query vector ``$param`` (NULL without one)."""
+    if dim:
+        return (
+            f"CASE WHEN c.embedding IS NULL THEN NULL "
+            f"ELSE -(c.embedding::vector({dim}) <#> ${param}::vector({dim})) END"
+        )
+    return f"CASE WHEN ${param}::vector IS NULL THEN NULL::float8 END"
+
+
+def bm25_sql(dim: int | None, where: str, filtered: bool) -> str:
+    """The BM25 statement of :func:`bm25_hits` (filters from ``$11``)."""
+    similarity = _similarity_sql(dim, 9)
+    join = "JOIN chunks c ON c.id = p.chunk_id " if filtered else ""
+    return (
+        "WITH q AS (SELECT * FROM unnest($1::int[], $2::float8[]) AS q(term_id, idf)), "  # noqa: S608
+        "x AS (SELECT * FROM unnest($7::int[], $8::float8[]) AS x(term_id, idf)), "
+        f"cand AS (SELECT p.chunk_id, sum({_BM25_PART}) AS score "
+        f"FROM q JOIN lexical_postings p ON p.term_id = q.term_id {join}"
+        f"WHERE true{where} "
+        "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT $6), "
+        f"extra AS (SELECT cand.chunk_id, sum({_BM25_PART.replace('q.', 'x.')}) AS score "
+        "FROM cand CROSS JOIN x JOIN lexical_postings p "
+        "ON p.term_id = x.term_id AND p.chunk_id = cand.chunk_id GROUP BY cand.chunk_id), "
+        "top AS (SELECT cand.chunk_id AS id, cand.score + coalesce(extra.score, 0) AS bm25 "
+        "FROM cand LEFT JOIN extra USING (chunk_id)) "
+        f"SELECT c.id, c.path, c.rel_path, c.language, c.start_line, c.end_line, c.symbol, "
+        f"c.content, top.bm25, {similarity} AS similarity "
+        "FROM top JOIN chunks c ON c.id = top.id ORDER BY top.bm25 DESC, c.id LIMIT $10"
+    )
+
+
+async def bm25_hits(
+    conn: asyncpg.Connection,
+    *,
+    select: Sequence[WeightedTerm],
+    extra: Sequence[WeightedTerm],
+    k1: float,
+    b: float,
+    avgdl: float,
+    candidates: int,
+    vector: Sequence[float] | None,
+    dim: int | None,
+    filters: Filters,
+    limit: int,
+) -> list[Hit]:
+    """The best ``limit`` chunks by BM25: ``select`` terms choose the ``candidates``
+    (their postings are read), ``extra`` terms only add to the candidates' scores.
+    With ``vector`` (and its ``dim``), each hit's similarity too."""
+    where, fparams = filter_sql(filters, 11, alias="c.")
+    sql = bm25_sql(dim if vector is not None else None, where, bool(where))
+    rows = await conn.fetch(
+        sql,
+        [t.term_id for t in select],
+        [t.idf for t in select],
+        k1,
+        b,
+        avgdl,
+        candidates,
+        [t.term_id for t in extra],
+        [t.idf for t in extra],
+        vector,
+        limit,
+        *fparams,
+    )
+    return [_hit(row) for row in rows]
+
+
+# A posting's BM25 term-frequency part with k1 = 1.2, b = 0.4 and avgdl = 80: the
+# order of the index lexical_postings_impact (migration 0010_search_speed, the
+# same text: the planner matches it). Only the order; scores are exact.
+POSTING_IMPACT = "(tf::float4 / (tf::float4 + 0.72 + 0.006 * dl::float4))"
+
+
+def bm25_capped_sql(dim: int | None) -> str:
+    """The statement of :func:`bm25_hits_capped`: each term's best ``$7`` postings
+    (impact order, index-only), summed per chunk; the ``$6`` best chunks rescored
+    exactly over every term (point lookups); content and similarity of the best ``$9``."""
+    return (
+        "WITH q AS (SELECT * FROM unnest($1::int[], $2::float8[]) AS q(term_id, idf)), "  # noqa: S608
+        f"cand AS (SELECT p.chunk_id, sum({_BM25_PART}) AS score FROM q CROSS JOIN LATERAL "
+        "(SELECT lp.chunk_id, lp.tf, lp.dl FROM lexical_postings lp "
+        f"WHERE lp.term_id = q.term_id ORDER BY {POSTING_IMPACT} DESC LIMIT $7) p "
+        "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT $6), "
+        # A subquery per candidate: point lookups of (term, chunk). As a join the
+        # planner read every posting of every term and hashed them (21k rows for
+        # 100 candidates at 100k chunks, bench/results/search-explain-100k.txt).
+        f"top AS (SELECT cand.chunk_id AS id, (SELECT sum({_BM25_PART}) FROM q "
+        "JOIN lexical_postings p ON p.term_id = q.term_id AND p.chunk_id = cand.chunk_id) "
+        "AS bm25 FROM cand) "
+        "SELECT c.id, c.path, c.rel_path, c.language, c.start_line, c.end_line, c.symbol, "
+        f"c.content, top.bm25, {_similarity_sql(dim, 8)} AS similarity "
+        "FROM top JOIN chunks c ON c.id = top.id ORDER BY top.bm25 DESC, c.id LIMIT $9"
+    )
+
+
+async def bm25_hits_capped(
+    conn: asyncpg.Connection,
+    *,
+    terms: Sequence[WeightedTerm],
+    per_term: int,
+    k1: float,
+    b: float,
+    avgdl: float,
+    candidates: int,
+    vector: Sequence[float] | None,
+    dim: int | None,
+    limit: int,
+) -> list[Hit]:
+    """The best ``limit`` chunks by BM25 among the candidates that each term's best
+    ``per_term`` postings give (no filters: a filter would drop candidates after
+    the cap). Every term whose document frequency is at most ``per_term`` is read
+    whole; the scores of the hits are exact."""
+    rows = await conn.fetch(
+        bm25_capped_sql(dim if vector is not None else None),
+        [t.term_id for t in terms],
+        [t.idf for t in terms],
+        k1,
+        b,
+        avgdl,
+        candidates,
+        per_term,
+        vector,
+        limit,
+    )
+    return [_hit(row) for row in rows]

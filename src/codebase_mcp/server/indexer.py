@@ -521,12 +521,7 @@ class Indexer:
             )
             if project is not None and written >= ANALYZE_AFTER_CHUNKS:
                 t = time.perf_counter()
-                await conn.execute("ANALYZE chunks", timeout=db.LONG_STATEMENT_TIMEOUT)
-                # Not chunks: its vacuum walks the whole HNSW graph of every project.
-                await conn.execute(
-                    "VACUUM (ANALYZE) lexical_postings, lexical_terms",
-                    timeout=db.LONG_STATEMENT_TIMEOUT,
-                )
+                await db.analyze_after_index(conn)
                 progress.add_time("analyze_s", time.perf_counter() - t)
 
     async def _collect_cache(self, progress: Progress) -> None:

@@ -31,35 +31,15 @@ import asyncpg
 from codebase_mcp.errors import CodebaseMcpError, InvalidToolInput, NotFound
 from codebase_mcp.server import db
 from codebase_mcp.server.chunker import lexical_text
+from codebase_mcp.server.db import Filters, Hit
 from codebase_mcp.server.embeddings import Embedder
+
+__all__ = ["Filters", "Hit"]  # defined in db (its rows), used from here
 
 SEARCH_MODES = ("vector", "lexical", "hybrid")
 SearchMode = Literal["vector", "lexical", "hybrid"]
 RRF_K = 60
 MAX_QUERY_CHARS = 4000
-
-
-@dataclass(frozen=True)
-class Filters:
-    file_type: str | None = None  # extension ("py") or language ("python")
-    path_prefix: str | None = None  # container path prefix (absolute directory filter)
-    rel_prefix: str | None = None  # relative directory filter
-
-
-@dataclass
-class Hit:
-    id: int
-    path: str
-    rel_path: str
-    language: str | None
-    start_line: int
-    end_line: int
-    symbol: str | None
-    content: str
-    similarity: float  # cosine with the query; 0.0 when the chunk has no vector yet
-    score: float = 0.0
-    bm25: float | None = None  # lexical score, when the lexical half found it
-    embedded: bool = True
 
 
 def validate_query(query: str, limit: int, max_limit: int) -> str:
@@ -158,45 +138,6 @@ def plan_lexical(terms: Sequence[tuple[int, int]], docs: int, max_cost: int) -> 
     return LexicalPlan(chosen, ordered[len(chosen) :])
 
 
-def _filter_sql(filters: Filters, first_param: int, alias: str = "") -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    n = first_param
-    a = alias
-    if filters.file_type:
-        clauses.append(f"({a}extension = ${n} OR {a}language = ${n})")
-        params.append(filters.file_type)
-        n += 1
-    if filters.path_prefix:
-        clauses.append(f"starts_with({a}path, ${n})")
-        params.append(filters.path_prefix.rstrip("/") + "/")
-        n += 1
-    if filters.rel_prefix:
-        clauses.append(f"starts_with({a}rel_path, ${n})")
-        params.append(filters.rel_prefix.strip("/") + "/")
-        n += 1
-    return "".join(f" AND {c}" for c in clauses), params
-
-
-_COLUMNS = "id, path, rel_path, language, start_line, end_line, symbol, content"
-
-
-def _hit(row: asyncpg.Record) -> Hit:
-    similarity = row["similarity"]
-    return Hit(
-        id=row["id"],
-        path=row["path"],
-        rel_path=row["rel_path"],
-        language=row["language"],
-        start_line=row["start_line"],
-        end_line=row["end_line"],
-        symbol=row["symbol"],
-        content=row["content"],
-        similarity=float(similarity) if similarity is not None else 0.0,
-        embedded=similarity is not None,
-    )
-
-
 async def vector_search(
     conn: asyncpg.Connection,
     project: db.Project,
@@ -205,24 +146,7 @@ async def vector_search(
     limit: int,
     ef_search: int,
 ) -> list[Hit]:
-    dim = int(project.embedding_dim)
-    where, params = _filter_sql(filters, 4)
-    sql = (
-        f"SELECT {_COLUMNS}, -(embedding::vector({dim}) <#> $1::vector({dim})) AS similarity "  # noqa: S608
-        f"FROM chunks WHERE project_id = $2 AND embedding_dim = {dim} "
-        f"AND embedding IS NOT NULL{where} "
-        f"ORDER BY embedding::vector({dim}) <#> $1::vector({dim}) LIMIT $3"
-    )
-    async with conn.transaction():
-        if dim <= db.MAX_INDEXED_DIMENSION:
-            # Both settings in one round trip (SET LOCAL = set_config(..., true)).
-            await conn.execute(
-                "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                "set_config('hnsw.ef_search', $1, true)",
-                str(max(int(ef_search), limit)),
-            )
-        rows = await conn.fetch(sql, vector, project.id, limit, *params)
-    hits = [_hit(row) for row in rows]
+    hits = await db.vector_hits(conn, project, vector, filters, limit, ef_search)
     # relaxed_order may return a few rows slightly out of order: sort exactly.
     hits.sort(key=lambda h: h.similarity, reverse=True)
     return hits
@@ -238,51 +162,6 @@ class TextResult:
     plan: LexicalPlan | None = None
 
 
-_TERMS_SQL = """
-SELECT t.term_id, t.df, s.lexical_docs, s.lexical_length, s.lexical_ready
-FROM project_stats s LEFT JOIN lexical_terms t
-     ON t.project_id = s.project_id AND t.df > 0
-    AND t.term IN (SELECT lexeme FROM unnest(to_tsvector('english', $2)))
-WHERE s.project_id = $1
-"""
-
-# BM25 of the selecting terms over their postings (one index range scan each),
-# top $6 candidates; then the other terms' part for those candidates only (point
-# lookups of (term, chunk)); then content and similarity of the rows kept.
-# The parameters are cast: Postgres would otherwise type them from the integer
-# columns they meet (k1 = 1.2 sent as a smallint).
-_BM25_PART = (
-    "q.idf * p.tf * ($3::float8 + 1) / "
-    "(p.tf + $3::float8 * (1 - $4::float8 + $4::float8 * p.dl / $5::float8))"
-)
-
-
-def _bm25_sql(dim: int | None, where: str, filtered: bool) -> str:
-    similarity = (
-        f"CASE WHEN c.embedding IS NULL THEN NULL "
-        f"ELSE -(c.embedding::vector({dim}) <#> $9::vector({dim})) END"
-        if dim
-        else "CASE WHEN $9::vector IS NULL THEN NULL::float8 END"
-    )
-    join = "JOIN chunks c ON c.id = p.chunk_id " if filtered else ""
-    return (
-        "WITH q AS (SELECT * FROM unnest($1::int[], $2::float8[]) AS q(term_id, idf)), "  # noqa: S608
-        "x AS (SELECT * FROM unnest($7::int[], $8::float8[]) AS x(term_id, idf)), "
-        f"cand AS (SELECT p.chunk_id, sum({_BM25_PART}) AS score "
-        f"FROM q JOIN lexical_postings p ON p.term_id = q.term_id {join}"
-        f"WHERE true{where} "
-        "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT $6), "
-        f"extra AS (SELECT cand.chunk_id, sum({_BM25_PART.replace('q.', 'x.')}) AS score "
-        "FROM cand CROSS JOIN x JOIN lexical_postings p "
-        "ON p.term_id = x.term_id AND p.chunk_id = cand.chunk_id GROUP BY cand.chunk_id), "
-        "top AS (SELECT cand.chunk_id AS id, cand.score + coalesce(extra.score, 0) AS bm25 "
-        "FROM cand LEFT JOIN extra USING (chunk_id)) "
-        f"SELECT c.id, c.path, c.rel_path, c.language, c.start_line, c.end_line, c.symbol, "
-        f"c.content, top.bm25, {similarity} AS similarity "
-        "FROM top JOIN chunks c ON c.id = top.id ORDER BY top.bm25 DESC, c.id LIMIT $10"
-    )
-
-
 async def text_search(
     conn: asyncpg.Connection,
     project: db.Project,
@@ -295,57 +174,59 @@ async def text_search(
     max_cost: int = 0,
     term_stats: TermStatsCache | None = None,
     bm25: Bm25 | None = None,
+    per_term: int = 0,
 ) -> TextResult:
-    """BM25 over the project's lexical index (see the module's docstring)."""
+    """BM25 over the project's lexical index (see the module's docstring).
+
+    ``per_term`` > 0 and no filter: each query term's ``per_term`` best postings
+    (impact order) give the candidates, rescored exactly over every term; otherwise
+    the rarest terms within ``max_cost`` postings select, the others add."""
     words = query_text(query)
     if not words:
         return TextResult([], "no_words")
     params = bm25 or Bm25()
     try:
         async with conn.transaction():
-            # A plan made for these arrays (a generic plan guesses their sizes),
-            # and the budget, past which hybrid answers from vectors alone.
-            budget = ", set_config('statement_timeout', $1, true)" if budget_ms else ""
-            await conn.execute(
-                "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)" + budget,
-                *([str(int(budget_ms))] if budget_ms else []),
-            )
-            rows = await conn.fetch(_TERMS_SQL, project.id, words)
-            if not rows:
+            # A plan made for these arrays, and the budget, past which hybrid
+            # answers from vectors alone.
+            stats = await db.lexical_stats(conn, project.id, words, budget_ms=budget_ms)
+            if stats is None or not stats.ready:
                 return TextResult([], "not_indexed")
-            first = rows[0]
-            if not first["lexical_ready"]:
-                return TextResult([], "not_indexed")
-            docs, length = int(first["lexical_docs"]), int(first["lexical_length"])
-            found = [(r["term_id"], r["df"]) for r in rows if r["term_id"] is not None]
-            plan = plan_lexical(found, docs, max_cost)
+            docs, length = stats.docs, stats.length
+            capped = per_term > 0 and filters == Filters()
+            found = [(t.term_id, t.df) for t in stats.terms]
+            plan = plan_lexical(found, docs, 0 if capped else max_cost)
             if plan is None or not docs:
                 return TextResult([], "no_match")
-            where, fparams = _filter_sql(filters, 11, alias="c.")
-            dim = int(project.embedding_dim) if vector is not None else None
-            sql = _bm25_sql(dim, where, bool(where))
-            candidates = max(limit * 3, 100)
-            result = await conn.fetch(
-                sql,
-                [t.term_id for t in plan.select],
-                [t.idf for t in plan.select],
-                params.k1,
-                params.b,
-                max(length / docs, 1.0),
-                candidates,
-                [t.term_id for t in plan.extra],
-                [t.idf for t in plan.extra],
-                vector,
-                limit,
-                *fparams,
+            if capped:
+                hits = await db.bm25_hits_capped(
+                    conn,
+                    terms=[db.WeightedTerm(t.term_id, t.idf) for t in plan.select],
+                    per_term=per_term,
+                    k1=params.k1,
+                    b=params.b,
+                    avgdl=max(length / docs, 1.0),
+                    candidates=max(limit * 3, 100),
+                    vector=vector,
+                    dim=int(project.embedding_dim) if vector is not None else None,
+                    limit=limit,
+                )
+                return TextResult(hits, "ranked", plan)
+            hits = await db.bm25_hits(
+                conn,
+                select=[db.WeightedTerm(t.term_id, t.idf) for t in plan.select],
+                extra=[db.WeightedTerm(t.term_id, t.idf) for t in plan.extra],
+                k1=params.k1,
+                b=params.b,
+                avgdl=max(length / docs, 1.0),
+                candidates=max(limit * 3, 100),
+                vector=vector,
+                dim=int(project.embedding_dim) if vector is not None else None,
+                filters=filters,
+                limit=limit,
             )
     except asyncpg.QueryCanceledError:
         return TextResult([], "over_budget")
-    hits = []
-    for row in result:
-        hit = _hit(row)
-        hit.bm25 = float(row["bm25"])
-        hits.append(hit)
     return TextResult(hits, "ranked", plan)
 
 
@@ -500,17 +381,17 @@ async def search(
     vector mode is configured, so its chunks without a vector can be found.
     ``settings`` (ServerSettings) gives the fusion and BM25 parameters.
     """
-    project = await db.get_project(conn, project_id)
-    if project is None:
+    target = await db.search_target(conn, project_id)
+    if target is None:
         raise NotFound(
             f"no project {project_id!r}",
             hint="index a repository first with start_indexing_background, or see list_projects()",
         )
+    project, stats = target.project, target.stats
     if project.embedding_model != expected_model or (
         vector is not None and project.embedding_dim != len(vector)
     ):
         raise db.model_mismatch(project, expected_model, len(vector) if vector else None)
-    stats = await db.get_project_stats(conn, project_id)
     coverage = stats.semantic_coverage
     fusion = fusion_from(settings)
     bm25 = bm25_from(settings)
@@ -540,6 +421,7 @@ async def search(
         max_cost=text_max_cost,
         term_stats=term_stats,
         bm25=bm25,
+        per_term=int(getattr(settings, "text_search_per_term", 0)) if settings else 0,
     )
     if mode == "lexical":
         for hit in lexical.hits:

@@ -1,6 +1,6 @@
 """Watch mode: keep a project in sync with its repository from filesystem events.
 
-A watched project has a row in ``watches`` (codebase_mcp.server.watchstore). Each
+A watched project has a row in ``watches`` (its SQL in codebase_mcp.server.db). Each
 server process runs one :class:`WatchManager`; it reconciles its watchers with
 the table every few seconds (and at once when a tool on this replica changed it),
 so a watch survives restarts and a stop on one replica reaches the others.
@@ -29,7 +29,7 @@ from pathlib import Path
 import asyncpg
 import watchfiles
 
-from codebase_mcp.server import watchstore
+from codebase_mcp.server import db
 from codebase_mcp.server.walker import (
     BINARY_SUFFIXES,
     DEFAULT_IGNORED_DIRS,
@@ -130,14 +130,14 @@ class WatchManager:
     async def reconcile(self) -> None:
         pool = await self._pool()
         async with pool.acquire() as conn:
-            wanted: dict[WatchKey, watchstore.WatchRow] = {}
-            for row in await watchstore.enabled_watches(conn):
+            wanted: dict[WatchKey, db.WatchRow] = {}
+            for row in await db.enabled_watches(conn):
                 key = (row.project_id, row.root_path)
                 if os.path.isdir(row.root_path) or key in self.watching:
                     wanted[key] = row
                 else:
                     reason = GONE.format(path=row.repo_path)
-                    await watchstore.stop_watch(conn, row.project_id, row.root_path, reason)
+                    await db.stop_watch(conn, row.project_id, row.root_path, reason)
                     log.warning("watch %s: %s", row.project_id, reason)
         for key, task in list(self._watchers.items()):
             if task.done() or key not in wanted:
@@ -155,7 +155,7 @@ class WatchManager:
             await _cancel(task)
         self._watchers.clear()
 
-    async def _watch(self, row: watchstore.WatchRow) -> None:
+    async def _watch(self, row: db.WatchRow) -> None:
         await self._queue(row)  # what changed while nobody watched
         polling = self.force_polling
         while True:
@@ -171,7 +171,7 @@ class WatchManager:
                 polling = True
         await self._stop(row, GONE.format(path=row.repo_path))
 
-    async def _follow(self, row: watchstore.WatchRow, polling: bool | None) -> None:
+    async def _follow(self, row: db.WatchRow, polling: bool | None) -> None:
         async for changes in watchfiles.awatch(
             row.root_path,
             watch_filter=ChangeFilter(row.root_path),
@@ -188,19 +188,19 @@ class WatchManager:
                 log.debug("watch %s: %d change(s)", row.project_id, len(changes))
                 await self._queue(row)
 
-    async def _queue(self, row: watchstore.WatchRow) -> None:
+    async def _queue(self, row: db.WatchRow) -> None:
         pool = await self._pool()
         async with pool.acquire() as conn:
-            job_id = await watchstore.queue_sync_job(conn, row, self.embedding_model)
+            job_id = await db.queue_sync_job(conn, row, self.embedding_model)
         if job_id is not None:
             log.info("watch %s: queued sync job %s", row.project_id, job_id)
             self.notify()
 
-    async def _stop(self, row: watchstore.WatchRow, reason: str) -> None:
+    async def _stop(self, row: db.WatchRow, reason: str) -> None:
         log.warning("watch %s: %s", row.project_id, reason)
         pool = await self._pool()
         async with pool.acquire() as conn:
-            await watchstore.stop_watch(conn, row.project_id, row.root_path, reason)
+            await db.stop_watch(conn, row.project_id, row.root_path, reason)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -1,7 +1,8 @@
 """What keeps search and indexing fast on big projects, against real Postgres:
 
 - BM25 reads the postings of the rarest terms only and adds the common terms'
-  part to the candidates they select (same score as reading everything);
+  part to the candidates they select (same score as reading everything), or
+  each term's best postings (impact order) and rescores the candidates exactly;
 - a big first index loads without the HNSW index and builds it at the end,
   coordinated by advisory locks so nobody rebuilds it meanwhile, and a bulk
   load that dies leaves no index missing for long.
@@ -117,6 +118,62 @@ async def test_bm25_reads_only_the_rare_terms_postings_and_scores_the_common_one
             )  # fmt: skip
         assert result.lexical == "ranked" and len(result.hits) == 5
         assert result.semantic_coverage == 1.0
+    finally:
+        await pool.close()
+
+
+async def test_bm25_per_term_cap_reads_each_terms_best_postings_and_scores_exactly(
+    migrated_dsn: str, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    """TEXT_SEARCH_PER_TERM: each term's best postings (impact index) give the
+    candidates; their scores are the exact BM25 of reading every posting."""
+    root = write_handlers(tmp_path / "repo", 60)
+    # One chunk says "helper" many times: the best "helper" posting by impact.
+    (root / "helpers.py").write_text(
+        "def helper_of_helpers(helper):\n    return helper(helper(helper(helper)))\n"
+    )
+    pool = await db.create_pool(migrated_dsn)
+    try:
+        await index(pool, fake_embedder, root)
+        async with pool.acquire() as conn:
+            project = await db.get_project(conn, "default")
+            assert project is not None
+            query = f"shared helper for marker_{letters(12)}"
+
+            async def lexical(per_term: int, filters: Filters | None = None) -> Any:
+                return await text_search(
+                    conn, project, query, None, filters or Filters(), 30, max_cost=0,
+                    per_term=per_term,
+                )  # fmt: skip
+
+            full = await lexical(0)
+            capped = await lexical(3)  # "share"/"helper" are in 60-61 chunks: 3 of each
+            assert full.status == capped.status == "ranked"
+            assert len(full.hits) == 30
+            # marker_<12> (1 chunk) is read whole, its chunk comes first either way;
+            # the "helper" chunk is among the best postings of "helper".
+            assert capped.hits[0].rel_path == full.hits[0].rel_path == f"handler_{12}.py"
+            assert "helpers.py" in {h.rel_path for h in capped.hits}
+            assert len(capped.hits) < len(full.hits)  # the cap left the rest unread
+            exact = {h.id: h.bm25 for h in full.hits}
+            for hit in capped.hits:
+                if hit.id in exact:
+                    assert hit.bm25 == pytest.approx(exact[hit.id])
+            # A large cap reads everything: the same ranking and scores.
+            whole = await lexical(1000)
+            assert [(h.id, round(h.bm25 or 0, 9)) for h in whole.hits] == [
+                (h.id, round(h.bm25 or 0, 9)) for h in full.hits
+            ]
+            # Filtered searches keep the plan without the cap.
+            filtered = await lexical(3, Filters(file_type="py"))
+            assert len(filtered.hits) == 30
+            # The capped statement reads the impact index.
+            rows = await conn.fetch(
+                "EXPLAIN " + db.bm25_capped_sql(None),
+                [1], [1.0], 1.2, 0.4, 10.0, 100, 3, None, 10,
+            )  # fmt: skip
+            text = "\n".join(r[0] for r in rows)
+            assert "lexical_postings_impact" in text, text
     finally:
         await pool.close()
 

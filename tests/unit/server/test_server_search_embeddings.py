@@ -176,6 +176,7 @@ async def test_text_search_over_budget_falls_back_to_nothing() -> None:
             executed.append((sql, *args))
 
         async def fetch(self, *args: Any) -> list[Any]:
+            executed.append(args)
             raise asyncpg.QueryCanceledError("canceling statement due to statement timeout")
 
     result = await text_search(
@@ -188,10 +189,11 @@ async def test_text_search_over_budget_falls_back_to_nothing() -> None:
         budget_ms=40,
     )
     assert (result.hits, result.status) == ([], "over_budget")
-    ((sql, budget),) = executed
-    assert "set_config('statement_timeout', $1, true)" in sql
+    # The budget is set by the statement that reads the terms (one round trip).
+    ((sql, project_id, _words, budget),) = executed
+    assert "set_config('statement_timeout', $3, true)" in sql
     assert "set_config('plan_cache_mode', 'force_custom_plan', true)" in sql
-    assert budget == "40"
+    assert (project_id, budget) == ("p", "40")
 
 
 async def test_text_search_without_words_asks_nothing() -> None:

@@ -91,3 +91,23 @@ def test_defer_the_index_only_for_a_big_write_bound_first_index() -> None:
     # Other projects' rows: deferring only when this load is at least as big.
     assert decide(other_rows=20_000)
     assert not decide(other_rows=20_001)
+
+
+def test_the_impact_index_and_the_capped_statement_use_one_expression() -> None:
+    # The planner uses lexical_postings_impact only for the very expression it was
+    # built on: the migration's text and the statement's must stay the same.
+    import importlib.util
+    from pathlib import Path
+
+    from codebase_mcp.server import db
+
+    path = Path(__file__).parents[3] / "migrations" / "versions" / "0010_search_speed.py"
+    spec = importlib.util.spec_from_file_location("m0010", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert migration.IMPACT == db.POSTING_IMPACT
+    sql = db.bm25_capped_sql(384)
+    assert f"ORDER BY {db.POSTING_IMPACT} DESC LIMIT $7" in sql
+    assert "$8::vector(384)" in sql and sql.endswith("LIMIT $9")
+    assert "$8::vector IS NULL" in db.bm25_capped_sql(None)
