@@ -191,13 +191,7 @@ async def start_indexing(
     repo = state.mapper.resolve_repo(repo_path)
     pool = await state.pool()
     async with pool.acquire() as conn:
-        project = await db.get_project(conn, project_id)
-        if (
-            project is not None
-            and project.embedding_model != state.embedder.model
-            and not force_reindex
-        ):
-            raise db.model_mismatch(project, state.embedder.model, None)
+        await refuse_model_mix(conn, state, project_id, force_reindex)
         job_id = await db.create_job(
             conn,
             project_id=project_id,
@@ -226,6 +220,19 @@ async def start_indexing(
     )
 
 
+async def refuse_model_mix(
+    conn: asyncpg.Connection, state: ServerState, project_id: str, force_reindex: bool
+) -> None:
+    """A project indexed with another model takes no job of this one, unless it is rebuilt."""
+    project = await db.get_project(conn, project_id)
+    if (
+        project is not None
+        and project.embedding_model != state.embedder.model
+        and not force_reindex
+    ):
+        raise db.model_mismatch(project, state.embedder.model, None)
+
+
 async def start_git_indexing(
     state: ServerState,
     repo_url: str,
@@ -242,13 +249,7 @@ async def start_git_indexing(
     source = db.GitSource(resolved.url, resolved.ref_name or resolved.ref, resolved.commit)
     pool = await state.pool()
     async with pool.acquire() as conn:
-        project = await db.get_project(conn, project_id)
-        if (
-            project is not None
-            and project.embedding_model != state.embedder.model
-            and not force_reindex
-        ):
-            raise db.model_mismatch(project, state.embedder.model, None)
+        await refuse_model_mix(conn, state, project_id, force_reindex)
         job_id = await db.create_job(
             conn,
             project_id=project_id,
