@@ -9,9 +9,12 @@ Entries are re-verified before every build.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
+import socket
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -19,9 +22,32 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from codebase_mcp import ui
 from codebase_mcp.errors import ConfigError, FetchError, HashMismatch
 
 CHUNK = 1 << 20
+# Seconds to wait before each new round over an input's URLs, when every URL failed in a
+# way that may pass (DNS not answering, a reset, a 503). A fresh CI machine once lost its
+# resolver for a few seconds and a whole build failed on one package; ~37 s of patience
+# costs nothing when the network is fine and a hard failure (404, hash mismatch) never waits.
+RETRY_DELAYS: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0)
+TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a download failure may pass if tried again a little later."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code in TRANSIENT_HTTP
+    if isinstance(exc, urllib.error.URLError):
+        reason = exc.reason
+        return isinstance(reason, BaseException) and is_transient(reason)
+    if isinstance(exc, ConnectionRefusedError):
+        return False  # the host answered: nothing listens there (or an offline proxy), now or soon
+    # socket.gaierror: the resolver did not answer (EAI_AGAIN) or answered "no such name"
+    # while it was failing; host names come from the lock, not from a user's typing.
+    return isinstance(
+        exc, socket.gaierror | TimeoutError | ConnectionError | http.client.IncompleteRead
+    )
 
 
 @dataclass(frozen=True)
@@ -60,6 +86,8 @@ def file_sha256(path: Path) -> str:
 @dataclass(frozen=True)
 class Store:
     root: Path
+    retry_delays: tuple[float, ...] = RETRY_DELAYS
+    sleep: Callable[[float], None] = time.sleep
 
     def path(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256
@@ -91,16 +119,25 @@ class Store:
     def fetch(self, item: Wanted, opener: Callable[[str], object] | None = None) -> Path:
         if self.has(item.sha256):
             return self.path(item.sha256)
-        errors = []
-        for url in item.urls:
-            try:
-                return self._download(item, url, opener)
-            except HashMismatch:
-                raise
-            except (OSError, urllib.error.URLError, ValueError) as exc:
-                errors.append(f"{url}: {exc}")
+        errors: list[str] = []
+        for attempt, delay in enumerate((*self.retry_delays, None), start=1):
+            errors = []
+            transient = True
+            for url in item.urls:
+                try:
+                    return self._download(item, url, opener)
+                except HashMismatch:
+                    raise
+                except (OSError, urllib.error.URLError, ValueError) as exc:
+                    errors.append(f"{url}: {exc}")
+                    transient = transient and is_transient(exc)
+            if not transient or delay is None:
+                break
+            ui.warn(f"could not download {item.label} (attempt {attempt}), retrying in {delay:g}s")
+            self.sleep(delay)
+        tries = f" (after {attempt} attempts)" if attempt > 1 else ""
         raise FetchError(
-            f"could not download {item.label}:\n  " + "\n  ".join(errors),
+            f"could not download {item.label}{tries}:\n  " + "\n  ".join(errors),
             hint="check the network to the mirror / PyPI, or that the lock's URLs still exist "
             "(Debian packages fall back to snapshot.debian.org)",
         )
