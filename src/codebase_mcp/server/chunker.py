@@ -12,6 +12,7 @@ and Ollama answers 400 for input longer than the model's context.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable
@@ -344,14 +345,22 @@ def lexical_words(text: str) -> list[str]:
     code stop-words, single letters and numbers dropped."""
     out: list[str] = []
     for ident in _IDENTIFIER.findall(text):
-        parts = [p.lower() for segment in ident.split("_") for p in _CAMEL.findall(segment)]
-        parts = [p for p in parts if len(p) > 1 and not p.isdigit()]
-        whole = "".join(parts)
-        if len(whole) > 1 and whole not in CODE_STOP_WORDS:
-            out.append(whole)
-        if len(parts) > 1:
-            out.extend(p for p in parts if p not in CODE_STOP_WORDS)
+        out.extend(_one_identifier_words(ident))
     return out
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _one_identifier_words(ident: str) -> tuple[str, ...]:
+    """The words of one identifier (see :func:`lexical_words`). Cached: code
+    repeats its identifiers, and splitting them was most of the time spent
+    turning a chunk into its lexical text."""
+    parts = [p.lower() for segment in ident.split("_") for p in _CAMEL.findall(segment)]
+    parts = [p for p in parts if len(p) > 1 and not p.isdigit()]
+    whole = "".join(parts)
+    out = [whole] if len(whole) > 1 and whole not in CODE_STOP_WORDS else []
+    if len(parts) > 1:
+        out.extend(p for p in parts if p not in CODE_STOP_WORDS)
+    return tuple(out)
 
 
 def lexical_text(rel_path: str, symbol: str | None, content: str) -> str:

@@ -39,6 +39,7 @@ from codebase_mcp.server.embeddings import Embedder
 from codebase_mcp.server.walker import FileEntry, walk_repository
 
 MAX_ERRORS_KEPT = 100
+FIRST_BATCH_FILES = 16  # files in phase 1's first read batch (see batch_bounds)
 log = logging.getLogger("codebase_mcp.server.indexer")
 
 
@@ -56,6 +57,9 @@ class Prepared:
     content_hash: str
     language: str | None
     chunks: list[Chunk]
+    # Per chunk: (search_text, sha256 of the embedding text), computed in the worker
+    # thread with the chunks: on the event loop they held up searches and writes.
+    derived: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 @dataclass
@@ -116,8 +120,38 @@ def prepare_files(
             outcome.failed.append((entry.rel_path, "not UTF-8 text"))
             continue
         chunks = chunker.chunk(entry.rel_path, text)
-        outcome.prepared.append(Prepared(entry, digest, language_for(entry.rel_path), chunks))
+        derived = [
+            (
+                lexical_text(entry.rel_path, c.symbol, c.content)[:MAX_SEARCH_TEXT],
+                text_sha256(embedding_text(entry.rel_path, c)),
+            )
+            for c in chunks
+        ]
+        language = language_for(entry.rel_path)
+        outcome.prepared.append(Prepared(entry, digest, language, chunks, derived))
     return outcome
+
+
+MAX_SEARCH_TEXT = 100_000  # characters of a chunk's lexical text that are indexed
+
+
+def write_order(files: list[FileEntry]) -> list[FileEntry]:
+    """The order phase 1 reads and writes files in: source code first, then docs,
+    then tests and examples (``embed_rank``), walk order within each. Most searches
+    ask for library code, so the first seconds of a job make it searchable."""
+    return sorted(files, key=lambda f: embed_rank(f.rel_path, language_for(f.rel_path)))
+
+
+def batch_bounds(total: int, largest: int, first: int = FIRST_BATCH_FILES) -> list[tuple[int, int]]:
+    """(start, end) of the file batches phase 1 reads: small at first, so the first
+    write lands within a second or two, then doubling up to ``largest``."""
+    bounds: list[tuple[int, int]] = []
+    start, size = 0, max(1, min(first, largest))
+    while start < total:
+        end = min(start + size, total)
+        bounds.append((start, end))
+        start, size = end, min(size * 2, largest)
+    return bounds
 
 
 def _extension(rel_path: str) -> str:
@@ -263,7 +297,7 @@ class Indexer:
                 project_id,
                 root,
                 force,
-                walk.files,
+                write_order(walk.files),
                 known,
                 report,
                 progress,
@@ -331,34 +365,56 @@ class Indexer:
         keyed: bool = False,
     ) -> None:
         counters = progress.counters
-        batch_files = self.settings.write_batch_files
         chunk_budget = self.settings.embed_batch_size * 4
         pending: list[Prepared] = []
         pending_chunks = 0
         replace_model = force
-        for start in range(0, len(files), batch_files):
-            entries = files[start : start + batch_files]
-            t = time.perf_counter()
-            outcome = await asyncio.to_thread(prepare_files, entries, known, force, self.chunker)
-            progress.add_time("read_chunk_s", time.perf_counter() - t)
-            counters["files_unchanged"] += outcome.unchanged
-            counters["files_scanned"] += outcome.unchanged + len(outcome.failed)
-            counters["files_skipped"] += len(outcome.failed)
-            for rel_path, reason in outcome.failed:
-                progress.error(rel_path, reason)
-            for item in outcome.prepared:
-                pending.append(item)
-                pending_chunks += len(item.chunks)
-                if pending_chunks >= chunk_budget:
-                    # Report first: a cancel (or delete_project) must stop us before
-                    # the next write can re-create a deleted project.
-                    await report(progress)
+        batches = [files[a:b] for a, b in batch_bounds(len(files), self.settings.write_batch_files)]
+
+        def prepare(entries: list[FileEntry]) -> asyncio.Task[Outcome]:
+            return asyncio.create_task(
+                asyncio.to_thread(prepare_files, entries, known, force, self.chunker)
+            )
+
+        # Read and chunk the next batch in a thread while this one is written.
+        ahead = prepare(batches[0]) if batches else None
+        try:
+            for number in range(len(batches)):
+                t = time.perf_counter()
+                assert ahead is not None
+                outcome = await ahead
+                progress.add_time("read_chunk_wait_s", time.perf_counter() - t)
+                ahead = prepare(batches[number + 1]) if number + 1 < len(batches) else None
+                counters["files_unchanged"] += outcome.unchanged
+                counters["files_scanned"] += outcome.unchanged + len(outcome.failed)
+                counters["files_skipped"] += len(outcome.failed)
+                for rel_path, reason in outcome.failed:
+                    progress.error(rel_path, reason)
+                for item in outcome.prepared:
+                    pending.append(item)
+                    pending_chunks += len(item.chunks)
+                    if pending_chunks >= chunk_budget:
+                        # Report first: a cancel (or delete_project) must stop us before
+                        # the next write can re-create a deleted project.
+                        await report(progress)
+                        await self._write(
+                            project_id, root, pending, progress, replace_model, dimension, keyed
+                        )
+                        replace_model = False
+                        pending, pending_chunks = [], 0
+                await report(progress)
+                if pending and not counters["chunks_created"]:
+                    # The first batch is written at once: something to search, early.
                     await self._write(
                         project_id, root, pending, progress, replace_model, dimension, keyed
                     )
                     replace_model = False
                     pending, pending_chunks = [], 0
-            await report(progress)
+        finally:
+            if ahead is not None:  # stopped (cancel, error): drop the batch read ahead
+                ahead.cancel()
+                with contextlib.suppress(BaseException):
+                    await ahead
         if pending:
             await report(progress)
             await self._write(project_id, root, pending, progress, replace_model, dimension, keyed)
@@ -571,8 +627,7 @@ class Indexer:
             )
             extension = _extension(rel)
             rank = embed_rank(rel, item.language)
-            for chunk in item.chunks:
-                search_text = lexical_text(rel, chunk.symbol, chunk.content)
+            for chunk, (search_text, text_hash) in zip(item.chunks, item.derived, strict=True):
                 records.append(
                     (
                         index,
@@ -585,10 +640,10 @@ class Indexer:
                             chunk.end_line,
                             chunk.symbol,
                             chunk.content,
-                            search_text[:100_000],
+                            search_text,
                             dimension,
                             rank,
-                            text_sha256(embedding_text(rel, chunk)),
+                            text_hash,
                         ),
                     )
                 )

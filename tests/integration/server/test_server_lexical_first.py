@@ -218,3 +218,47 @@ async def test_a_slow_or_absent_embedder_gets_a_lexical_answer_that_says_so(
             assert top(answer) == "src/config_loader.py"
     finally:
         await down.stop()
+
+
+async def test_source_files_are_written_first_in_small_batches_then_searched(
+    migrated_dsn: str, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    import asyncpg
+
+    # The walk sees tests/ before zlib/; phase 1 writes zlib/ (source) first.
+    repo = tmp_path / "repo"
+    for i in range(40):
+        path = repo / "tests" / f"test_case_{i:02}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"def test_case_{i}():\n    assert helper_{i}() == {i}\n")
+    (repo / "docs").mkdir()
+    (repo / "docs" / "guide.md").write_text("# Guide\n\nUse the widget factory.\n")
+    (repo / "zlib").mkdir()
+    (repo / "zlib" / "core.py").write_text(
+        "class RareWidgetFactory:\n    def build_widget(self):\n        return 1\n"
+    )
+    fake_embedder.batch_delay = 8.0  # phase 2 stalls: what is searchable is phase 1's
+    state = make_state(migrated_dsn, fake_embedder, write_batch_files=8, embed_batch_size=4)
+    try:
+        async with Client(create_server(state)) as client:
+            started = await call(client, "start_indexing_background", repo_path=str(repo))
+            job = started["job_id"]
+            status = await wait_for(client, job, lambda s: s["phase"] == "embedding")
+            assert status["files_indexed"] == 42
+            found = await call(client, "search_code", query="RareWidgetFactory")
+            assert found["semantic_coverage"] == 0.0
+            assert top(found) == "zlib/core.py"
+            await call(client, "cancel_indexing", job_id=job)
+            fake_embedder.batch_delay = 0.0
+            assert (await wait_done(client, job))["status"] == "cancelled"
+    finally:
+        await state.stop()
+
+    conn = await asyncpg.connect(migrated_dsn)
+    try:
+        rows = await conn.fetch("SELECT rel_path FROM files ORDER BY id")
+    finally:
+        await conn.close()
+    order = [r["rel_path"] for r in rows]
+    assert order[:2] == ["zlib/core.py", "docs/guide.md"]
+    assert order[2:] == sorted(order[2:]) and len(order) == 42

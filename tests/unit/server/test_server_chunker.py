@@ -117,3 +117,33 @@ def test_absurdly_deep_nesting_falls_back_to_windows() -> None:
     source = "x = " + "[" * 5000 + "]" * 5000 + "\ndef after():\n    return 1\n"
     chunks = Chunker(max_chars=500).chunk("deep.py", source)
     assert chunks and chunks[-1].end_line == 3
+
+
+def _reference_lexical_words(text: str) -> list[str]:
+    """lexical_words as it was before identifiers were cached (the index must not move)."""
+    from codebase_mcp.server.chunker import _CAMEL, _IDENTIFIER, CODE_STOP_WORDS
+
+    out: list[str] = []
+    for ident in _IDENTIFIER.findall(text):
+        parts = [p.lower() for segment in ident.split("_") for p in _CAMEL.findall(segment)]
+        parts = [p for p in parts if len(p) > 1 and not p.isdigit()]
+        whole = "".join(parts)
+        if len(whole) > 1 and whole not in CODE_STOP_WORDS:
+            out.append(whole)
+        if len(parts) > 1:
+            out.extend(p for p in parts if p not in CODE_STOP_WORDS)
+    return out
+
+
+def test_cached_identifiers_give_the_same_lexical_words_on_real_code() -> None:
+    from pathlib import Path
+
+    from codebase_mcp.server.chunker import lexical_words
+
+    root = Path(__file__).resolve().parents[3] / "src"
+    files = sorted(root.rglob("*.py"))
+    assert len(files) > 50
+    for path in files:
+        text = path.read_text()
+        assert lexical_words(text) == _reference_lexical_words(text), path
+        assert lexical_words(text) == _reference_lexical_words(text), path  # cached path
