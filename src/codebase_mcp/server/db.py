@@ -1598,11 +1598,11 @@ def bm25_sql(dim: int | None, where: str, filtered: bool) -> str:
         f"FROM q JOIN lexical_postings p ON p.term_id = q.term_id {join}"
         f"WHERE true{where} "
         "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT $6), "
-        f"extra AS (SELECT cand.chunk_id, sum({_BM25_PART.replace('q.', 'x.')}) AS score "
-        "FROM cand CROSS JOIN x JOIN lexical_postings p "
-        "ON p.term_id = x.term_id AND p.chunk_id = cand.chunk_id GROUP BY cand.chunk_id), "
-        "top AS (SELECT cand.chunk_id AS id, cand.score + coalesce(extra.score, 0) AS bm25 "
-        "FROM cand LEFT JOIN extra USING (chunk_id)) "
+        # The other terms' part: a subquery per candidate, point lookups of (term,
+        # chunk), as in bm25_capped_sql (a join read and hashed all their postings).
+        "top AS (SELECT cand.chunk_id AS id, cand.score + coalesce((SELECT "
+        f"sum({_BM25_PART.replace('q.', 'x.')}) FROM x JOIN lexical_postings p "
+        "ON p.term_id = x.term_id AND p.chunk_id = cand.chunk_id), 0) AS bm25 FROM cand) "
         f"SELECT c.id, c.path, c.rel_path, c.language, c.start_line, c.end_line, c.symbol, "
         f"c.content, top.bm25, {similarity} AS similarity "
         "FROM top JOIN chunks c ON c.id = top.id ORDER BY top.bm25 DESC, c.id LIMIT $10"
