@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from codebase_mcp.errors import EmbeddingModelMismatch, NotFound
+from codebase_mcp.server.indexfile import ChunkEntry, FileEntry
 
 MAX_INDEXED_DIMENSION = 2000  # pgvector's HNSW limit for vector
 # Client-side timeout of index builds and ANALYZE (the pool's command_timeout,
@@ -1057,38 +1058,12 @@ async def request_cancel(conn: asyncpg.Connection, job_id: uuid.UUID) -> str | N
 
 # --- shareable indexes (index export / import; see indexfile) ---------------------
 @dataclass(frozen=True)
-class ExportFile:
-    repo_root: str
-    path: str
-    rel_path: str
-    content_hash: str
-    language: str | None
-    size_bytes: int
-    chunk_count: int
-
-
-@dataclass(frozen=True)
-class ExportChunk:
-    path: str
-    rel_path: str
-    extension: str
-    language: str | None
-    start_line: int
-    end_line: int
-    symbol: str | None
-    content: str
-    search_text: str
-    embed_rank: int
-    text_sha256: bytes | None
-    vector: list[float] | None
-
-
-@dataclass(frozen=True)
 class ProjectExport:
     project: Project
     model_keys: dict[str, int]  # cache keys whose vectors equal the chunks' -> chunks matched
-    files: list[ExportFile]
-    chunks: list[ExportChunk]
+    files: list[FileEntry]
+    # A chunk not embedded yet has an empty ``vector`` (and ``text_sha256`` if it has none).
+    chunks: list[ChunkEntry]
 
 
 async def read_project_export(conn: asyncpg.Connection, project_id: str) -> ProjectExport | None:
@@ -1122,9 +1097,9 @@ async def read_project_export(conn: asyncpg.Connection, project_id: str) -> Proj
     return ProjectExport(
         project,
         {row["model_key"]: int(row["n"]) for row in keys},
-        [ExportFile(**dict(row)) for row in files],
+        [FileEntry(**dict(row)) for row in files],
         [
-            ExportChunk(
+            ChunkEntry(
                 row["path"],
                 row["rel_path"],
                 row["extension"],
@@ -1135,8 +1110,8 @@ async def read_project_export(conn: asyncpg.Connection, project_id: str) -> Proj
                 row["content"],
                 row["search_text"],
                 row["embed_rank"],
-                bytes(row["text_sha256"]) if row["text_sha256"] is not None else None,
-                _parse_vector(row["vec"]) if row["vec"] is not None else None,
+                bytes(row["text_sha256"]) if row["text_sha256"] is not None else b"",
+                tuple(_parse_vector(row["vec"])) if row["vec"] is not None else (),
             )
             for row in chunks
         ],
@@ -1152,8 +1127,8 @@ async def import_project(
     model: str,
     dimension: int,
     model_key: str,
-    files: Sequence[ExportFile],
-    chunks: Sequence[ExportChunk],
+    files: Sequence[FileEntry],
+    chunks: Sequence[ChunkEntry],
     *,
     replace: bool,
 ) -> None:
@@ -1225,7 +1200,7 @@ async def import_project(
                         dimension,
                         c.embed_rank,
                         c.text_sha256,
-                        c.vector,
+                        list(c.vector),
                     )
                     for c in chunks
                 ],
@@ -1235,12 +1210,12 @@ async def import_project(
             await conn.execute(
                 "UPDATE project_stats SET embedded = embedded + $2 WHERE project_id = $1",
                 project_id,
-                sum(1 for c in chunks if c.vector is not None),
+                sum(1 for c in chunks if c.vector),
             )
             unique: dict[bytes, list[float]] = {}
             for c in chunks:
-                if c.text_sha256 is not None and c.vector is not None:
-                    unique.setdefault(c.text_sha256, c.vector)
+                if c.text_sha256 and c.vector:
+                    unique.setdefault(c.text_sha256, list(c.vector))
             await insert_cached_embeddings(conn, model_key, list(unique), list(unique.values()))
 
 

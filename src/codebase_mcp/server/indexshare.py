@@ -17,13 +17,13 @@ import asyncpg
 
 from codebase_mcp.errors import IndexNotExportable, UsageError
 from codebase_mcp.server import db
-from codebase_mcp.server.indexfile import ChunkEntry, FileEntry, IndexFile, ModelIdentity
+from codebase_mcp.server.indexfile import IndexFile, ModelIdentity
 
 
 def plan_export(export: db.ProjectExport) -> IndexFile:
     """The file's content from what the database holds (pure); refuses a partial index."""
     project = export.project
-    waiting = sum(1 for c in export.chunks if c.vector is None or c.text_sha256 is None)
+    waiting = sum(1 for c in export.chunks if not c.vector or not c.text_sha256)
     if waiting:
         raise IndexNotExportable(
             f"project {project.id!r} has {waiting} chunk(s) without a vector yet",
@@ -39,25 +39,7 @@ def plan_export(export: db.ProjectExport) -> IndexFile:
             hint="an export names the exact weights; re-index the project with the embedding "
             "cache on (CODEBASE_MCP_EMBEDDING_CACHE=true) and an embedder that reports a digest",
         )
-    files = [FileEntry(**asdict(f)) for f in export.files]
-    chunks = [
-        ChunkEntry(
-            c.path,
-            c.rel_path,
-            c.extension,
-            c.language,
-            c.start_line,
-            c.end_line,
-            c.symbol,
-            c.content,
-            c.search_text,
-            c.embed_rank,
-            c.text_sha256 or b"",
-            tuple(c.vector or ()),
-        )
-        for c in export.chunks
-    ]
-    return IndexFile(project.id, model, files, chunks)
+    return IndexFile(project.id, model, export.files, export.chunks)
 
 
 def relocate(index: IndexFile, repo_root: str | None, project_id: str | None) -> IndexFile:
@@ -112,24 +94,6 @@ async def export_project(dsn: str, project_id: str) -> IndexFile:
 
 
 async def import_index(dsn: str, index: IndexFile, *, replace_existing: bool) -> ImportResult:
-    files = [db.ExportFile(**asdict(f)) for f in index.files]
-    chunks = [
-        db.ExportChunk(
-            c.path,
-            c.rel_path,
-            c.extension,
-            c.language,
-            c.start_line,
-            c.end_line,
-            c.symbol,
-            c.content,
-            c.search_text,
-            c.embed_rank,
-            c.text_sha256,
-            list(c.vector),
-        )
-        for c in index.chunks
-    ]
     conn = await _connect(dsn)
     try:
         await db.import_project(
@@ -138,10 +102,10 @@ async def import_index(dsn: str, index: IndexFile, *, replace_existing: bool) ->
             index.model.name,
             index.model.dimension,
             index.model.key,
-            files,
-            chunks,
+            index.files,
+            index.chunks,
             replace=replace_existing,
         )
     finally:
         await conn.close()
-    return ImportResult(index.project_id, index.model.key, len(files), len(chunks))
+    return ImportResult(index.project_id, index.model.key, len(index.files), len(index.chunks))

@@ -138,24 +138,22 @@ def test_identity_from_key() -> None:
     assert ModelIdentity.from_key("garbage") is None
 
 
-def export(keys: dict[str, int], vector: list[float] | None = None) -> db.ProjectExport:
+def export(keys: dict[str, int], vector: tuple[float, ...] = ()) -> db.ProjectExport:
     project = db.Project("proj", "all-minilm", 3)
-    files = [db.ExportFile("/r", "/r/a.py", "a.py", "h", "python", 1, 1)]
+    files = [FileEntry("/r", "/r/a.py", "a.py", "h", "python", 1, 1)]
     chunks = [
-        db.ExportChunk(
-            "/r/a.py", "a.py", ".py", "python", 1, 2, None, "x", "x", 0, b"\1" * 32, vector
-        )
+        ChunkEntry("/r/a.py", "a.py", ".py", "python", 1, 2, None, "x", "x", 0, b"\1" * 32, vector)
     ]
     return db.ProjectExport(project, keys, files, chunks)
 
 
 def test_plan_export_needs_one_identity_covering_every_vector() -> None:
-    planned = indexshare.plan_export(export({MODEL.key: 1}, [1.0, 0.0, 0.0]))
+    planned = indexshare.plan_export(export({MODEL.key: 1}, (1.0, 0.0, 0.0)))
     assert planned.model == MODEL and planned.chunks[0].vector == (1.0, 0.0, 0.0)
     with pytest.raises(IndexNotExportable, match="no single model identity"):
-        indexshare.plan_export(export({}, [1.0, 0.0, 0.0]))
+        indexshare.plan_export(export({}, (1.0, 0.0, 0.0)))
     with pytest.raises(IndexNotExportable, match="without a vector"):
-        indexshare.plan_export(export({MODEL.key: 1}, None))
+        indexshare.plan_export(export({MODEL.key: 1}))
 
 
 def test_relocate_moves_paths_under_the_new_root() -> None:
