@@ -200,7 +200,7 @@ def main() -> int:
         work.append((pin, checkout(pin), load_query_set(HERE / "queries" / f"{pin.name}.json")))
     inner = runner.LocalEmbedder()
     store = VectorStore(default_cache() / "embeddings.sqlite")
-    embedder = CachedEmbedder(inner, store, inner.identity)
+    embedder = CachedEmbedder(inner, store, inner.vector_identity)
     with ExitStack() as stack:
         url = args.database_url
         if not url:

@@ -192,7 +192,9 @@ class LocalEmbedder:
 
         files = load_model_files()
         self.encoder = SentenceEncoder(files)
-        self.identity = local_identity(files.weights_digest())
+        # Not ``identity``: the indexer asks an embedder's ``identity()`` for the digest
+        # of its weights (the server's embedding cache); this one is the eval cache's key.
+        self.vector_identity = local_identity(files.weights_digest())
 
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         vectors = await asyncio.to_thread(self.encoder.embed, list(texts))
@@ -504,7 +506,7 @@ def run(args: argparse.Namespace) -> int:
             identity = f"ollama/{args.model}"
         else:
             inner = LocalEmbedder()
-            identity = inner.identity
+            identity = inner.vector_identity
         embedder: Any = inner
         cache_note = "off"
         store = None

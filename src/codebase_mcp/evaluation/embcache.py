@@ -97,14 +97,14 @@ class CachedEmbedder:
     def __init__(self, inner: _Embedder, store: VectorStore, identity: str) -> None:
         self.inner = inner
         self.store = store
-        self.identity = identity
+        self.vector_identity = identity
         self.model = inner.model
         self.hits = 0
         self.misses = 0
 
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         keys = [text_key(t) for t in texts]
-        found = self.store.get(self.identity, "document", keys)
+        found = self.store.get(self.vector_identity, "document", keys)
         todo: dict[str, str] = {}
         for key, text in zip(keys, texts, strict=True):
             if key not in found:
@@ -114,17 +114,17 @@ class CachedEmbedder:
         if todo:
             vectors = await self.inner.embed_documents(list(todo.values()))
             fresh = dict(zip(todo, vectors, strict=True))
-            self.store.put(self.identity, "document", fresh)
+            self.store.put(self.vector_identity, "document", fresh)
             found.update(fresh)
         return [found[key] for key in keys]
 
     async def embed_query(self, text: str) -> list[float]:
         key = text_key(text)
-        found = self.store.get(self.identity, "query", [key])
+        found = self.store.get(self.vector_identity, "query", [key])
         if key in found:
             self.hits += 1
             return found[key]
         self.misses += 1
         vector = await self.inner.embed_query(text)
-        self.store.put(self.identity, "query", {key: vector})
+        self.store.put(self.vector_identity, "query", {key: vector})
         return vector

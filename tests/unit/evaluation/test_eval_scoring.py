@@ -88,6 +88,9 @@ def test_cache_embeds_each_text_once_and_returns_identical_vectors(tmp_path: Pat
         q = await cached.embed_query("a")
         assert q == [-1.0, 0.2, 2 / 3] and fake.queries == ["a"]
         assert await cached.embed_query("a") == q and fake.queries == ["a"]
+        # The indexer asks an embedder for ``identity()`` (its weights' digest, the
+        # server's embedding cache): the eval cache's key must not shadow it.
+        assert not hasattr(cached, "identity") and cached.vector_identity == "fake/v1"
         store.close()
         # Another process (a new store on the same file) reads them; another model does not.
         reopened = VectorStore(tmp_path / "e.sqlite")
