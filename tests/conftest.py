@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support.postgres import PgServer, start_postgres
+from tests.support.postgres import PgServer, scratch_database, start_postgres
 
 
 @pytest.fixture(scope="session")
@@ -21,20 +19,5 @@ def pg_server() -> Iterator[PgServer]:
 @pytest.fixture
 def pg_dsn(pg_server: PgServer) -> Iterator[str]:
     """A fresh, empty database with the vector extension; dropped afterwards."""
-    import asyncpg
-
-    name = f"test_{secrets.token_hex(6)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(pg_server.admin_dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    # template1 carries the vector extension (created by the image's entrypoint).
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield pg_server.dsn(name)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(pg_server) as dsn:
+        yield dsn

@@ -111,3 +111,31 @@ def start_postgres(
         yield server
     finally:
         podman("rm", "-f", "-t", "0", server.container, check=False)
+
+
+@contextmanager
+def scratch_database(
+    server: PgServer, *, prefix: str = "test", migrate: bool = False
+) -> Iterator[str]:
+    """A fresh database (the vector extension comes from template1, created by the
+    image's entrypoint), migrated to head if ``migrate``; dropped afterwards."""
+    import asyncpg
+
+    name = f"{prefix}_{secrets.token_hex(6)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(server.admin_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        if migrate:
+            from codebase_mcp.migrate import upgrade_head
+
+            asyncio.run(upgrade_head(server.dsn(name)))
+        yield server.dsn(name)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

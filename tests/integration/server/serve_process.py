@@ -3,9 +3,7 @@ database, its log in a file the tests can read."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.postgres import PgServer
+from tests.support.postgres import PgServer, scratch_database
 
 CLI = str(Path(sys.executable).parent / "codebase-mcp")
 
@@ -24,25 +22,8 @@ CLI = str(Path(sys.executable).parent / "codebase-mcp")
 @contextmanager
 def migrated_database(pg: PgServer) -> Iterator[str]:
     """A fresh database migrated to head (for a module's worth of tests); dropped after."""
-    import asyncpg
-
-    from codebase_mcp.migrate import upgrade_head
-
-    name = f"test_{secrets.token_hex(6)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(pg.admin_dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        asyncio.run(upgrade_head(pg.dsn(name)))
-        yield pg.dsn(name)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database(pg, migrate=True) as dsn:
+        yield dsn
 
 
 @dataclass

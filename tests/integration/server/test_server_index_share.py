@@ -9,7 +9,6 @@ indexer embeds only that file's chunks and reuses the others.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import shutil
 import threading
 from collections.abc import Iterator
@@ -22,13 +21,12 @@ from fastmcp import Client
 
 from codebase_mcp.cli import main
 from codebase_mcp.errors import IndexImportBusy, IndexProjectExists
-from codebase_mcp.migrate import upgrade_head
 from codebase_mcp.server import indexfile, indexshare
 from codebase_mcp.server.app import create_server
 from tests.integration.server.conftest import make_state
 from tests.integration.server.fake_embedder import FakeEmbedder, running_fake_embedder
 from tests.integration.server.test_server_mcp_memory import call, index
-from tests.support.postgres import PgServer
+from tests.support.postgres import PgServer, scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -44,22 +42,8 @@ def weights_a() -> Iterator[FakeEmbedder]:
 @pytest.fixture
 def fresh_dsn(pg_server: PgServer) -> Iterator[str]:
     """A second, migrated, empty database (the teammate's)."""
-    name = f"share_{secrets.token_hex(6)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(pg_server.admin_dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        dsn = pg_server.dsn(name)
-        asyncio.run(upgrade_head(dsn))
+    with scratch_database(pg_server, prefix="share", migrate=True) as dsn:
         yield dsn
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def cli(*argv: str) -> int:
