@@ -122,7 +122,7 @@ class ServerSettings(BaseSettings):
     # A job's embedding work is cut into shards of about this many chunks, which
     # every worker of every replica claims (docs/server.md, "Jobs": scale-out).
     shard_chunks: int = Field(
-        default=256, ge=1, le=100_000, description="chunks per embedding shard of a job"
+        default=128, ge=1, le=100_000, description="chunks per embedding shard of a job"
     )
 
     # Watch mode (start_indexing_background(watch=true)): docs/server.md, "Watch mode".

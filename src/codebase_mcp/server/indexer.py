@@ -172,6 +172,7 @@ def _extension(rel_path: str) -> str:
 ProgressSink = Callable[[Progress], Awaitable[None]]
 
 ANALYZE_AFTER_CHUNKS = 1000  # a job that wrote this many refreshes the statistics
+OWNER_WAIT = 0.25  # seconds between an owner's looks at the shards other workers hold
 
 
 @dataclass
@@ -554,7 +555,9 @@ class Indexer:
             if not summary.open:
                 break
             await recover_stale(self.pool, settings)
-            await asyncio.sleep(settings.poll_interval)
+            # Short: the job is done the moment the last shard is (a watch's
+            # one-shard sync job must not wait a whole poll for a helper).
+            await asyncio.sleep(min(settings.poll_interval, OWNER_WAIT))
         if summary.failed:
             raise failed_shards_error(summary)
 

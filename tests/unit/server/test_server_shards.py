@@ -67,7 +67,7 @@ def test_write_guard_names_the_held_shard() -> None:
 
 
 def test_shard_chunks_setting_has_a_floor() -> None:
-    assert ServerSettings().shard_chunks == 256
+    assert ServerSettings().shard_chunks == 128
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         ServerSettings(shard_chunks=0)
 
