@@ -1137,6 +1137,16 @@ async def open_shards(conn: asyncpg.Connection, job_id: uuid.UUID) -> OpenShards
     return OpenShards(ids, max((int(r["shard_no"]) for r in rows), default=-1) + 1)
 
 
+async def retry_failed_shards(conn: asyncpg.Connection, job_id: uuid.UUID) -> int:
+    """A re-run of the job gives its failed shards their attempts again."""
+    status = await conn.execute(
+        "UPDATE job_shards SET status = 'pending', attempts = 0 "
+        "WHERE job_id = $1 AND status = 'failed'",
+        job_id,
+    )
+    return int(status.split()[-1])
+
+
 async def add_shards(
     conn: asyncpg.Connection,
     job_id: uuid.UUID,

@@ -263,8 +263,9 @@ async def write_plan(
 ) -> int:
     """Shard the project's waiting chunks that no open shard of the job holds (all of
     them on a first run; on a re-run, what the dead run's shards do not cover).
-    Returns the shards added."""
+    Returns the shards added. Failed shards of an earlier run are tried again."""
     async with pool.acquire() as conn, conn.transaction():
+        await db.retry_failed_shards(conn, job.job_id)
         waiting = await db.unembedded_chunk_ids(conn, project_id)
         opened = await db.open_shards(conn, job.job_id)
         pieces = plan_shards(uncovered(waiting, opened.chunk_ids), target)

@@ -242,6 +242,57 @@ async def test_a_rerun_keeps_done_shards_and_embeds_only_the_rest(
     assert job["chunks_embedded"] == chunks  # the sums over shards, both runs
 
 
+async def test_a_helper_whose_vectors_do_not_fit_writes_nothing(
+    counted_dsn: str, tmp_path: Path
+) -> None:
+    """A replica whose embedder answers another vector length under the same model
+    name fails every shard it claims (handed back at once); the owner embeds them."""
+    repo = many_files_repo(tmp_path / "repo", files=10)
+    settings = ServerSettings(
+        poll_interval=0.1, heartbeat_interval=0.3, embed_batch_size=4, shard_chunks=8,
+        max_attempts=50,
+    )  # fmt: skip
+    with (
+        running_fake_embedder(per_input_delay=0.02) as good,
+        running_fake_embedder(dimension=768) as bad,
+    ):
+        pool = await db.create_pool(counted_dsn, max_size=6)
+        embedders = [OllamaEmbedder(f.url, f.model, batch_size=4) for f in (good, bad)]
+        job_id = await queue(counted_dsn, repo)
+        owner = asyncio.create_task(
+            Worker(pool, embedders[0], settings, worker_id="good").run_once()
+        )
+        helper = asyncio.create_task(
+            Worker(pool, embedders[1], settings, worker_id="bad").run_forever()
+        )
+        try:
+            await asyncio.wait_for(owner, 120)
+            async with pool.acquire() as conn:
+                job = await db.get_job(conn, job_id)
+                summary = await db.shard_summary(conn, job_id)
+                dims = await conn.fetchval(
+                    "SELECT array_agg(DISTINCT vector_dims(embedding)) FROM chunks"
+                )
+                retried = await conn.fetchval(
+                    "SELECT count(*) FROM job_shards WHERE job_id = $1 AND attempts > 1", job_id
+                )
+        finally:
+            helper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await helper
+            for embedder in embedders:
+                await embedder.aclose()
+            await pool.close()
+    assert job is not None and job["status"] == "completed", job and job["error"]
+    writes, chunks, waiting = await vector_writes(counted_dsn)
+    assert_each_chunk_written_once(writes, chunks, waiting)
+    assert dims == [384]
+    assert bad.inputs, "the helper never claimed a shard: the test proves nothing"
+    assert retried >= 1  # what the helper claimed went back to pending and was redone
+    assert [w.worker_id for w in summary.workers] == ["good"]
+    assert summary.done == summary.total
+
+
 # --- two real `serve` processes; one is killed (SIGKILL) mid-job -------------------------
 def serve_env(dsn: str, fake: FakeEmbedder, port: int) -> dict[str, str]:
     return {
