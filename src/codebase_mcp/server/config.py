@@ -119,6 +119,11 @@ class ServerSettings(BaseSettings):
     heartbeat_interval: float = Field(default=5.0, gt=0)
     stale_after: float = Field(default=60.0, gt=0)  # a running job without heartbeat this long
     max_attempts: int = Field(default=3, ge=1)
+    # A job's embedding work is cut into shards of about this many chunks, which
+    # every worker of every replica claims (docs/server.md, "Jobs": scale-out).
+    shard_chunks: int = Field(
+        default=128, ge=1, le=100_000, description="chunks per embedding shard of a job"
+    )
 
     # Watch mode (start_indexing_background(watch=true)): docs/server.md, "Watch mode".
     watch_debounce_ms: int = Field(

@@ -617,25 +617,29 @@ async def write_embeddings(
     chunk_ids: Sequence[int],
     vectors: Sequence[Sequence[float]],
     hashes: Sequence[bytes] | None = None,
+    shard: Shard | None = None,
 ) -> int:
     """Store vectors of chunks still waiting for one; returns how many were stored
     (a chunk deleted or re-written meanwhile is skipped). ``hashes``: the chunks'
-    text_sha256, set where a chunk has none yet (chunks written before 0005)."""
+    text_sha256, set where a chunk has none yet (chunks written before 0005).
+    ``shard``: only chunks of that shard, and only while its worker holds it."""
     ids = list(chunk_ids)
     shas = list(hashes) if hashes is not None else [None] * len(ids)
     async with conn.transaction():
         written: int = await conn.fetchval(
-            "WITH v AS (SELECT * FROM unnest($2::bigint[], $3::text[], $5::bytea[]) "
+            "WITH v AS (SELECT * FROM unnest($2::bigint[], $3::text[], $5::bytea[]) "  # noqa: S608
             "AS v(id, vec, sha)), "
             "u AS (UPDATE chunks c SET embedding = v.vec::vector, "
             "text_sha256 = coalesce(c.text_sha256, v.sha) FROM v "
             "WHERE c.id = v.id AND c.project_id = $1 AND c.embedding IS NULL "
-            "AND c.embedding_dim = $4 RETURNING 1) SELECT count(*) FROM u",
+            f"AND c.embedding_dim = $4{held_shard_sql(6, shard)} RETURNING 1) "
+            "SELECT count(*) FROM u",
             project_id,
             ids,
             [_vector_text(v) for v in vectors],
             int(dimension),
             shas,
+            *held_shard_args(shard),
             timeout=LONG_STATEMENT_TIMEOUT,
         )
         await conn.execute(
@@ -665,7 +669,7 @@ touched AS (
 u AS (
     UPDATE chunks c SET embedding = hit.embedding, text_sha256 = hit.sha FROM hit
     WHERE c.id = hit.id AND c.project_id = $1 AND c.embedding IS NULL
-      AND c.embedding_dim = $5
+      AND c.embedding_dim = $5{held}
     RETURNING c.id
 )
 SELECT id FROM u
@@ -679,19 +683,22 @@ async def fill_from_cache(
     model_key: str,
     chunk_ids: Sequence[int],
     hashes: Sequence[bytes],
+    shard: Shard | None = None,
 ) -> set[int]:
     """Give waiting chunks the cached vectors of their texts, in one statement
-    (the vectors never leave the database). Returns the ids of the chunks filled."""
+    (the vectors never leave the database). Returns the ids of the chunks filled.
+    ``shard``: only chunks of that shard, and only while its worker holds it."""
     if not chunk_ids:
         return set()
     async with conn.transaction():
         rows = await conn.fetch(
-            _FILL_FROM_CACHE_SQL,
+            _FILL_FROM_CACHE_SQL.format(held=held_shard_sql(6, shard)),
             project_id,
             list(chunk_ids),
             list(hashes),
             model_key,
             int(dimension),
+            *held_shard_args(shard),
             timeout=LONG_STATEMENT_TIMEOUT,
         )
         filled = {int(row["id"]) for row in rows}
@@ -1054,6 +1061,286 @@ async def request_cancel(conn: asyncpg.Connection, job_id: uuid.UUID) -> str | N
         job_id,
     )
     return status
+
+
+# --- embedding shards (migration 0011_job_shards; see shards.py) ------------------
+# A job's embedding work, cut into shards any worker of any replica claims. Every
+# vector write of a shard carries held_shard_sql: the chunk must be in the shard
+# and the shard held (running) by the writer, checked in the same statement as
+# ``embedding IS NULL``, so a worker that lost its shard (stale, reclaimed)
+# writes nothing, and no chunk is written twice.
+@dataclass(frozen=True)
+class Shard:
+    """A shard as claimed by ``worker_id``."""
+
+    job_id: uuid.UUID
+    shard_no: int
+    worker_id: str
+    project_id: str
+    dimension: int
+    chunk_ids: list[int]
+    attempts: int
+
+
+def held_shard_sql(first_param: int, shard: Shard | None) -> str:
+    """`` AND ...``: chunk ``c`` is in the shard its writer still holds (none: '')."""
+    if shard is None:
+        return ""
+    n = first_param
+    return (
+        f" AND EXISTS (SELECT 1 FROM job_shards s WHERE s.job_id = ${n}::uuid "  # noqa: S608
+        f"AND s.shard_no = ${n + 1}::int AND s.worker_id = ${n + 2}::text "
+        "AND s.status = 'running' AND c.id = ANY(s.chunk_ids))"
+    )
+
+
+def held_shard_args(shard: Shard | None) -> list[Any]:
+    return [] if shard is None else [shard.job_id, shard.shard_no, shard.worker_id]
+
+
+def _shard(row: asyncpg.Record) -> Shard:
+    return Shard(
+        row["job_id"],
+        int(row["shard_no"]),
+        row["worker_id"],
+        row["project_id"],
+        int(row["dimension"]),
+        [int(i) for i in row["chunk_ids"]],
+        int(row["attempts"]),
+    )
+
+
+async def unembedded_chunk_ids(conn: asyncpg.Connection, project_id: str) -> list[int]:
+    """Ids of the project's chunks without a vector, in embedding order."""
+    rows = await conn.fetch(
+        "SELECT id FROM chunks WHERE project_id = $1 AND embedding IS NULL ORDER BY embed_rank, id",
+        project_id,
+        timeout=LONG_STATEMENT_TIMEOUT,
+    )
+    return [int(row["id"]) for row in rows]
+
+
+@dataclass(frozen=True)
+class OpenShards:
+    chunk_ids: set[int]  # chunks in shards not done yet (pending, running, failed)
+    next_no: int  # the shard number a new shard gets
+
+
+async def open_shards(conn: asyncpg.Connection, job_id: uuid.UUID) -> OpenShards:
+    rows = await conn.fetch(
+        "SELECT shard_no, status, chunk_ids FROM job_shards WHERE job_id = $1", job_id
+    )
+    ids: set[int] = set()
+    for row in rows:
+        if row["status"] != "done":
+            ids.update(int(i) for i in row["chunk_ids"])
+    return OpenShards(ids, max((int(r["shard_no"]) for r in rows), default=-1) + 1)
+
+
+async def retry_failed_shards(conn: asyncpg.Connection, job_id: uuid.UUID) -> int:
+    """A re-run of the job gives its failed shards their attempts again."""
+    status = await conn.execute(
+        "UPDATE job_shards SET status = 'pending', attempts = 0 "
+        "WHERE job_id = $1 AND status = 'failed'",
+        job_id,
+    )
+    return int(status.split()[-1])
+
+
+async def add_shards(
+    conn: asyncpg.Connection,
+    job_id: uuid.UUID,
+    project_id: str,
+    dimension: int,
+    pieces: Sequence[Sequence[int]],
+    first_no: int,
+) -> None:
+    """Write pending shards ``first_no``, ``first_no + 1``... of these chunk ids."""
+    await conn.executemany(
+        "INSERT INTO job_shards (job_id, shard_no, project_id, dimension, chunk_ids) "
+        "VALUES ($1, $2, $3, $4, $5::bigint[])",
+        [
+            (job_id, first_no + n, project_id, int(dimension), list(piece))
+            for n, piece in enumerate(pieces)
+        ],
+    )
+
+
+async def claim_shard(
+    conn: asyncpg.Connection, worker_id: str, model: str, job_id: uuid.UUID | None = None
+) -> Shard | None:
+    """Take a pending shard of a running job embedded with ``model`` (``job_id``:
+    of that job only), the oldest job's first; SKIP LOCKED lets replicas claim
+    different shards at once."""
+    row = await conn.fetchrow(
+        """
+        WITH next AS (
+            SELECT s.job_id, s.shard_no FROM job_shards s JOIN jobs j ON j.id = s.job_id
+            WHERE s.status = 'pending' AND j.status = 'running' AND NOT j.cancel_requested
+              AND j.embedding_model = $2 AND ($3::uuid IS NULL OR s.job_id = $3::uuid)
+            ORDER BY j.created_at, s.job_id, s.shard_no
+            LIMIT 1
+            FOR UPDATE OF s SKIP LOCKED
+        )
+        UPDATE job_shards s SET status = 'running', worker_id = $1, attempts = s.attempts + 1,
+                                heartbeat_at = now(), started_at = coalesce(s.started_at, now())
+        FROM next WHERE s.job_id = next.job_id AND s.shard_no = next.shard_no
+        RETURNING s.*
+        """,
+        worker_id,
+        model,
+        job_id,
+    )
+    return _shard(row) if row else None
+
+
+async def shard_chunks(
+    conn: asyncpg.Connection, shard: Shard, ids: Sequence[int]
+) -> list[ChunkToEmbed]:
+    """Those of ``ids`` (chunks of the shard) that still have no vector, in embedding order."""
+    rows = await conn.fetch(
+        "SELECT id, rel_path, symbol, content FROM chunks "
+        "WHERE id = ANY($2::bigint[]) AND project_id = $1 AND embedding IS NULL "
+        "ORDER BY embed_rank, id",
+        shard.project_id,
+        list(ids),
+    )
+    return [ChunkToEmbed(r["id"], r["rel_path"], r["symbol"], r["content"]) for r in rows]
+
+
+async def beat_shard(conn: asyncpg.Connection, shard: Shard) -> bool | None:
+    """Heartbeat of a held shard. None: the shard is no longer ours; True: its job
+    stopped (cancelled, finished, failed)."""
+    value: bool | None = await conn.fetchval(
+        "UPDATE job_shards s SET heartbeat_at = now() "
+        "FROM jobs j WHERE s.job_id = $1 AND s.shard_no = $2 AND s.worker_id = $3 "
+        "AND s.status = 'running' AND j.id = s.job_id "
+        "RETURNING j.status <> 'running' OR j.cancel_requested",
+        shard.job_id,
+        shard.shard_no,
+        shard.worker_id,
+    )
+    return value
+
+
+async def count_shard_vectors(
+    conn: asyncpg.Connection, shard: Shard, embedded: int, reused: int
+) -> None:
+    """Add vectors just written to the shard's counters (in the write's transaction,
+    so the counters are exact whenever a worker dies)."""
+    if not (embedded or reused):
+        return
+    await conn.execute(
+        "UPDATE job_shards SET chunks_embedded = chunks_embedded + $4, "
+        "chunks_reused = chunks_reused + $5 WHERE job_id = $1 AND shard_no = $2 "
+        "AND worker_id = $3",
+        shard.job_id,
+        shard.shard_no,
+        shard.worker_id,
+        int(embedded),
+        int(reused),
+    )
+
+
+async def finish_shard(conn: asyncpg.Connection, shard: Shard) -> bool:
+    """Mark a held shard done. False: it was no longer ours."""
+    status = await conn.execute(
+        "UPDATE job_shards SET status = 'done', finished_at = now(), heartbeat_at = now() "
+        "WHERE job_id = $1 AND shard_no = $2 AND worker_id = $3 AND status = 'running'",
+        shard.job_id,
+        shard.shard_no,
+        shard.worker_id,
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def release_shard(conn: asyncpg.Connection, shard: Shard, max_attempts: int | None) -> None:
+    """Give a held shard back: pending, or (``max_attempts`` given: its worker
+    failed) failed after that many claims."""
+    await conn.execute(
+        "UPDATE job_shards SET status = CASE WHEN $4::int IS NOT NULL AND attempts >= $4 "
+        "THEN 'failed' ELSE 'pending' END, heartbeat_at = now() "
+        "WHERE job_id = $1 AND shard_no = $2 AND worker_id = $3 AND status = 'running'",
+        shard.job_id,
+        shard.shard_no,
+        shard.worker_id,
+        max_attempts,
+    )
+
+
+async def recover_stale_shards(
+    conn: asyncpg.Connection, *, stale_after: float, max_attempts: int
+) -> int:
+    """Shards whose worker stopped heart-beating: back to pending (failed after
+    ``max_attempts`` claims). The worker id stays until the next claim (the status
+    shows who died). Returns how many."""
+    value: int = await conn.fetchval(
+        "WITH r AS (UPDATE job_shards SET status = CASE WHEN attempts >= $2 THEN 'failed' "
+        "ELSE 'pending' END WHERE status = 'running' "
+        "AND heartbeat_at < now() - make_interval(secs => $1) RETURNING 1) "
+        "SELECT count(*) FROM r",
+        float(stale_after),
+        int(max_attempts),
+    )
+    return value
+
+
+@dataclass(frozen=True)
+class ShardWorkerRow:
+    worker_id: str
+    shards_done: int
+    shards_running: int
+    chunks_embedded: int
+    chunks_reused: int
+
+
+@dataclass(frozen=True)
+class ShardSummary:
+    total: int
+    pending: int
+    running: int
+    done: int
+    failed: int
+    chunks: int  # in all the job's shards
+    chunks_embedded: int
+    chunks_reused: int
+    workers: list[ShardWorkerRow]
+
+    @property
+    def open(self) -> int:
+        """Shards someone may still work on."""
+        return self.pending + self.running
+
+
+async def shard_summary(conn: asyncpg.Connection, job_id: uuid.UUID) -> ShardSummary:
+    """Counts of a job's shards by status, and by the worker that holds or finished them."""
+    rows = await conn.fetch(
+        "SELECT worker_id, status, count(*) AS shards, sum(cardinality(chunk_ids)) AS chunks, "
+        "sum(chunks_embedded) AS embedded, sum(chunks_reused) AS reused "
+        "FROM job_shards WHERE job_id = $1 GROUP BY worker_id, status ORDER BY worker_id",
+        job_id,
+    )
+    by_status = dict.fromkeys(("pending", "running", "done", "failed"), 0)
+    workers: dict[str, list[int]] = {}
+    for row in rows:
+        by_status[row["status"]] += int(row["shards"])
+        if row["worker_id"] is None or row["status"] not in ("running", "done"):
+            continue
+        split = workers.setdefault(row["worker_id"], [0, 0, 0, 0])
+        split[0 if row["status"] == "done" else 1] += int(row["shards"])
+        split[2] += int(row["embedded"])
+        split[3] += int(row["reused"])
+    return ShardSummary(
+        total=sum(by_status.values()),
+        pending=by_status["pending"],
+        running=by_status["running"],
+        done=by_status["done"],
+        failed=by_status["failed"],
+        chunks=sum(int(r["chunks"]) for r in rows),
+        chunks_embedded=sum(int(r["embedded"]) for r in rows),
+        chunks_reused=sum(int(r["reused"]) for r in rows),
+        workers=[ShardWorkerRow(w, *split) for w, split in workers.items()],
+    )
 
 
 # --- shareable indexes (index export / import; see indexfile) ---------------------

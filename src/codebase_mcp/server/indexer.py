@@ -34,8 +34,18 @@ from codebase_mcp.server.chunker import (
     lexical_text,
 )
 from codebase_mcp.server.config import ServerSettings
-from codebase_mcp.server.embedcache import cache_key, normalise_digest, plan_misses, text_sha256
+from codebase_mcp.server.embedcache import cache_key, normalise_digest, text_sha256
 from codebase_mcp.server.embeddings import Embedder
+from codebase_mcp.server.shards import (
+    BatchCounts,
+    OwnedJob,
+    ShardRunner,
+    ShardStopped,
+    embed_batch,
+    failed_shards_error,
+    recover_stale,
+    write_plan,
+)
 from codebase_mcp.server.walker import FileEntry, walk_repository
 
 MAX_ERRORS_KEPT = 100
@@ -162,6 +172,7 @@ def _extension(rel_path: str) -> str:
 ProgressSink = Callable[[Progress], Awaitable[None]]
 
 ANALYZE_AFTER_CHUNKS = 1000  # a job that wrote this many refreshes the statistics
+OWNER_WAIT = 0.25  # seconds between an owner's looks at the shards other workers hold
 
 
 @dataclass
@@ -239,8 +250,12 @@ class Indexer:
         report: ProgressSink,
         progress: Progress | None = None,
         walk_root: str | None = None,
+        job: OwnedJob | None = None,
     ) -> Progress:
         """Index ``root`` (container path) into ``project_id``; ``report`` may raise JobStopped.
+
+        ``job``: the job this run is (and its worker): the embedding phase is then
+        split into shards that other workers help with (see :mod:`shards`).
 
         ``walk_root``: read the files from this directory instead, and store them
         under ``root`` (a git source: ``root`` is its URL, the files are a checkout
@@ -305,7 +320,7 @@ class Indexer:
                 keyed=walk_root is not None,
             )
             progress.add_time("lexical_ready_s", time.perf_counter() - started)
-            await self._embed_pending(project_id, dimension, report, progress, bulk)
+            await self._embed_pending(project_id, dimension, report, progress, bulk, job)
         except asyncio.CancelledError:
             # Shutting down: no index build now; the next job (or a worker that
             # recovers this one) builds it. Closing the connection frees the lock too.
@@ -439,6 +454,7 @@ class Indexer:
         report: ProgressSink,
         progress: Progress,
         bulk: BulkLoad,
+        job: OwnedJob | None = None,
     ) -> None:
         """Give the project's chunks that have no vector yet one, a batch at a time
         (small batches: progress, cancels and the heartbeat move every few seconds).
@@ -446,13 +462,18 @@ class Indexer:
         Each batch first takes what the embedding cache holds for its texts (one
         statement, ``chunks_reused``); only the rest goes to the embedder
         (``chunks_embedded``, each distinct text once), and its vectors go into
-        the cache for the next clone.
+        the cache for the next clone (:func:`shards.embed_batch`). A run that is a
+        job shares the work out in shards (:meth:`_embed_shards`).
         """
         counters = progress.counters
         async with self.pool.acquire() as conn:
             if await db.get_project(conn, project_id) is None:
                 return  # nothing was written (an empty repository)
-            counters["chunks_to_embed"] = await db.count_unembedded(conn, project_id)
+            if job is None:
+                counters["chunks_to_embed"] = await db.count_unembedded(conn, project_id)
+        if job is not None:
+            await self._embed_shards(job, project_id, dimension, report, progress, bulk)
+            return
         counters["chunks_embedded"] = 0
         counters["chunks_reused"] = 0
         await report(progress)
@@ -463,42 +484,82 @@ class Indexer:
                 batch = await db.next_to_embed(conn, project_id, batch_size)
             if not batch:
                 break
-            texts = [embedding_text(c.rel_path, Chunk(0, 0, c.content, c.symbol)) for c in batch]
-            hashes = [text_sha256(t) for t in texts]
-            ids = [c.id for c in batch]
-            filled: set[int] = set()
-            if key is not None:
-                t = time.perf_counter()
-                async with self.pool.acquire() as conn:
-                    filled = await db.fill_from_cache(conn, project_id, dimension, key, ids, hashes)
-                progress.add_time("cache_s", time.perf_counter() - t)
-                counters["chunks_reused"] += len(filled)
-            misses = plan_misses(ids, hashes, texts, filled)
-            written = 0
-            if misses.texts:
-                t = time.perf_counter()
-                vectors = await self.embedder.embed_documents(misses.texts)
-                progress.add_time("embed_s", time.perf_counter() - t)
-                await self._maybe_defer_index(project_id, dimension, progress, bulk)
-                t = time.perf_counter()
-                async with self.pool.acquire() as conn, conn.transaction():
-                    written = await db.write_embeddings(
-                        conn,
-                        project_id,
-                        dimension,
-                        misses.chunk_ids,
-                        misses.vectors_for_chunks(vectors),
-                        misses.hashes,
-                    )
-                    if key is not None:
-                        await db.insert_cached_embeddings(
-                            conn, key, misses.unique_hashes(), vectors
-                        )
-                progress.add_time("vector_write_s", time.perf_counter() - t)
-                counters["chunks_embedded"] += written
+            counts = await embed_batch(
+                self.pool,
+                self.embedder,
+                batch,
+                project_id=project_id,
+                dimension=dimension,
+                key=key,
+                timing=progress.add_time,
+                before_write=lambda: self._maybe_defer_index(project_id, dimension, progress, bulk),
+            )
+            counters["chunks_embedded"] += counts.embedded
+            counters["chunks_reused"] += counts.reused
             await report(progress)
-            if not written and not filled:  # rows changed under us (another model?): stop
+            if not counts.embedded and not counts.reused:  # rows changed under us: stop
                 break
+
+    async def _embed_shards(
+        self,
+        job: OwnedJob,
+        project_id: str,
+        dimension: int,
+        report: ProgressSink,
+        progress: Progress,
+        bulk: BulkLoad,
+    ) -> None:
+        """The owner's embedding phase: shard what waits, work on the job's shards
+        like any worker, then wait for the shards others hold (taking back those
+        whose worker died) until none is pending or running. The job's counters
+        are the sums over its shards, whoever embedded them."""
+        counters = progress.counters
+        settings = self.settings
+        await write_plan(self.pool, job, project_id, dimension, settings.shard_chunks)
+        # What this worker itself wrote: the bulk-load decision measures its own writes.
+        own = Progress(timings=progress.timings)
+        runner = ShardRunner(self.pool, self.embedder, settings, self._cache_key)
+
+        async def sync() -> db.ShardSummary:
+            async with self.pool.acquire() as conn:
+                summary = await db.shard_summary(conn, job.job_id)
+            counters["chunks_to_embed"] = own.counters["chunks_to_embed"] = summary.chunks
+            counters["chunks_embedded"] = summary.chunks_embedded
+            counters["chunks_reused"] = summary.chunks_reused
+            await report(progress)  # a cancel stops the owner here
+            return summary
+
+        async def on_batch(counts: BatchCounts) -> None:
+            own.counters["chunks_embedded"] += counts.embedded
+            own.counters["chunks_reused"] += counts.reused
+            await sync()
+
+        summary = await sync()
+        while True:
+            async with self.pool.acquire() as conn:
+                shard = await db.claim_shard(conn, job.worker_id, self.embedder.model, job.job_id)
+            if shard is not None:
+                try:
+                    await runner.run(
+                        shard,
+                        timing=progress.add_time,
+                        on_batch=on_batch,
+                        before_write=lambda: self._maybe_defer_index(
+                            project_id, dimension, own, bulk
+                        ),
+                    )
+                except ShardStopped:
+                    await sync()  # raises JobStopped if the job was cancelled or lost
+                continue
+            summary = await sync()
+            if not summary.open:
+                break
+            await recover_stale(self.pool, settings)
+            # Short: the job is done the moment the last shard is (a watch's
+            # one-shard sync job must not wait a whole poll for a helper).
+            await asyncio.sleep(min(settings.poll_interval, OWNER_WAIT))
+        if summary.failed:
+            raise failed_shards_error(summary)
 
     async def _maybe_defer_index(
         self, project_id: str, dimension: int, progress: Progress, bulk: BulkLoad

@@ -8,6 +8,10 @@ Indexing is idempotent (files are compared by hash), so a retried job simply
 continues where the dead one stopped. A worker gets plain values (job id,
 paths), never a request's Context: jobs outlive the request that started them.
 
+A worker that finds no job to claim helps a running one: it claims a pending
+embedding shard of it (:mod:`shards`), so every replica embeds one repository
+together; shards whose worker died go back to pending the same way as jobs.
+
 A git job (``source_url`` set) first fetches the commit it was pinned to when it
 was queued into the git cache (every replica gets the same bytes), indexes that
 checkout under the URL, and on success records the commit on the job and the
@@ -37,6 +41,7 @@ from codebase_mcp.server.indexer import (
     describe_error,
     new_worker_id,
 )
+from codebase_mcp.server.shards import OwnedJob, ShardRunner, ShardStopped
 
 log = logging.getLogger("codebase_mcp.server.jobs")
 
@@ -57,6 +62,7 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.wakeup = asyncio.Event()
         self.current_job: uuid.UUID | None = None
+        self.current_shard: db.Shard | None = None
 
     def notify(self) -> None:
         """A job was queued: look now instead of at the next poll."""
@@ -80,7 +86,8 @@ class Worker:
                     await asyncio.wait_for(self.wakeup.wait(), self.settings.poll_interval)
 
     async def run_once(self) -> bool:
-        """Recover stale jobs, then claim and run one. False when there was nothing to do."""
+        """Recover stale jobs and shards, then claim and run a job, or else embed one
+        shard of a running job. False when there was nothing to do."""
         async with self.pool.acquire() as conn:
             recovered = await db.recover_stale_jobs(
                 conn,
@@ -96,10 +103,50 @@ class Worker:
                     await db.ensure_vector_index(
                         conn, dimension, build_memory_mb=self.settings.index_build_memory_mb
                     )
+            await db.recover_stale_shards(
+                conn, stale_after=self.settings.stale_after, max_attempts=self.settings.max_attempts
+            )
             job = await db.claim_job(conn, self.worker_id)
-        if job is None:
+            shard = (
+                await db.claim_shard(conn, self.worker_id, self.indexer.embedder.model)
+                if job is None
+                else None
+            )
+        if job is not None:
+            await self.run_job(job)
+            return True
+        if shard is not None:
+            # After a failed shard, wait a poll before the next claim (an embedder
+            # that is down would otherwise use up every shard's attempts at once).
+            return await self.run_shard(shard)
+        return False
+
+    async def run_shard(self, shard: db.Shard) -> bool:
+        """Embed one shard of another worker's job. False: it failed (logged; the
+        shard went back to pending, or to failed after MAX_ATTEMPTS)."""
+        self.current_shard = shard
+        runner = ShardRunner(
+            self.pool, self.indexer.embedder, self.settings, self.indexer._cache_key
+        )
+        progress = Progress()
+        try:
+            counts = await runner.run(shard, timing=progress.add_time)
+            log.info(
+                "worker %s: shard %d of job %s: %d embedded, %d reused (%s)",
+                self.worker_id,
+                shard.shard_no,
+                shard.job_id,
+                counts.embedded,
+                counts.reused,
+                progress.timings,
+            )
+        except ShardStopped as stopped:
+            log.info("shard %d of job %s: %s", shard.shard_no, shard.job_id, stopped.reason)
+        except (CodebaseMcpError, OSError, asyncpg.PostgresError) as exc:
+            log.warning("shard %d of job %s failed: %s", shard.shard_no, shard.job_id, exc)
             return False
-        await self.run_job(job)
+        finally:
+            self.current_shard = None
         return True
 
     async def run_job(self, job: dict[str, Any]) -> None:
@@ -139,6 +186,7 @@ class Worker:
                 report=report,
                 progress=progress,
                 walk_root=walk_root,
+                job=OwnedJob(job_id, self.worker_id),
             )
         except JobStopped as stopped:
             if stopped.reason == "lost":

@@ -78,6 +78,16 @@ class FileError(Answer):
     error: str = Field(description="why it was skipped")
 
 
+class ShardWorker(Answer):
+    """What one worker (of any server replica) did of a job's embedding shards."""
+
+    worker_id: str = Field(description="the worker: host:pid:id of its server process")
+    shards_done: int = Field(description="shards it finished")
+    shards_running: int = Field(description="shards it holds now (0 or 1)")
+    chunks_embedded: int = Field(description="chunks of those shards the embedder computed")
+    chunks_reused: int = Field(description="chunks of those shards taken from the embedding cache")
+
+
 class JobStatus(Answer):
     """get_indexing_status: one job's state, counters and timings."""
 
@@ -124,6 +134,15 @@ class JobStatus(Answer):
     )
     semantic_progress: float | None = optional(
         "share (0..1) of the chunks embedded (searchable by meaning); omitted when unknown"
+    )
+    shards_total: int | None = optional(
+        "embedding shards the job's vectors were split into (every replica's workers "
+        "claim them); omitted before the embedding phase"
+    )
+    shards_done: int | None = optional("shards finished; omitted before the embedding phase")
+    shard_workers: list[ShardWorker] | None = optional(
+        "per worker: the shards it finished or holds and their chunks; omitted before "
+        "the embedding phase"
     )
     watch: WatchState | None = optional("watch mode of the job's repository")
     source_url: str | None = optional("git sources: the URL, without credentials")

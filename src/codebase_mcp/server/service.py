@@ -43,6 +43,7 @@ from codebase_mcp.server.models import (
     ProjectInfo,
     ProjectList,
     SearchAnswer,
+    ShardWorker,
     WatchState,
 )
 from codebase_mcp.server.paths import PathMapper
@@ -281,11 +282,35 @@ def _fraction(value: Any) -> float | None:
     return None if value is None else round(min(max(float(value), 0.0), 1.0), 4)
 
 
+def shard_fields(summary: db.ShardSummary | None) -> dict[str, Any]:
+    """The shard counts of a job's status (none: no shards yet, the fields are omitted)."""
+    if summary is None or not summary.total:
+        return {}
+    return {
+        "shards_total": summary.total,
+        "shards_done": summary.done,
+        "shard_workers": [
+            ShardWorker(
+                worker_id=w.worker_id,
+                shards_done=w.shards_done,
+                shards_running=w.shards_running,
+                chunks_embedded=w.chunks_embedded,
+                chunks_reused=w.chunks_reused,
+            )
+            for w in summary.workers
+        ],
+    }
+
+
 def job_status(
-    job: dict[str, Any], mapper: PathMapper, watch: db.WatchRow | None = None
+    job: dict[str, Any],
+    mapper: PathMapper,
+    watch: db.WatchRow | None = None,
+    shards: db.ShardSummary | None = None,
 ) -> JobStatus:
     """A job row as its answer. Columns that progressive indexing adds later
-    (chunks_embedded, lexical/semantic progress) are read when the row has them."""
+    (chunks_embedded, lexical/semantic progress) are read when the row has them;
+    ``shards``: the job's embedding shards, if it has any."""
     total = job["files_total"]
     # Skipped counts both files the walk refused and files that failed to read.
     done = job["files_indexed"] + job["files_unchanged"] + job["files_skipped"]
@@ -320,6 +345,7 @@ def job_status(
         started_at=_iso(job["started_at"]),
         finished_at=_iso(job["finished_at"]),
         **progress_fields(job),
+        **shard_fields(shards),
         watch=watch_state(watch),
         source_url=job.get("source_url"),
         source_ref=job.get("source_ref"),
@@ -333,9 +359,10 @@ async def indexing_status(state: ServerState, job_id: str) -> JobStatus:
     async with pool.acquire() as conn:
         job = await db.get_job(conn, parsed)
         watch = await db.get_watch(conn, job["project_id"], job["root_path"]) if job else None
+        shards = await db.shard_summary(conn, parsed) if job else None
     if job is None:
         raise NotFound(f"no indexing job {job_id}", hint=JOB_HINT)
-    return job_status(job, state.mapper, watch)
+    return job_status(job, state.mapper, watch, shards)
 
 
 async def cancel_indexing(state: ServerState, job_id: str) -> CancelAnswer:
