@@ -88,6 +88,14 @@ class ShardWorker(Answer):
     chunks_reused: int = Field(description="chunks of those shards taken from the embedding cache")
 
 
+class EmbedderDown(Answer):
+    """An embedder endpoint that this server cannot use now (its work goes to the others)."""
+
+    url: str = Field(description="the endpoint (CODEBASE_MCP_EMBEDDER_URLS), without credentials")
+    status: str = Field(description="down (no answer), model missing or model mismatch")
+    error: str | None = Field(description="the last failure, if any")
+
+
 class JobStatus(Answer):
     """get_indexing_status: one job's state, counters and timings."""
 
@@ -143,6 +151,10 @@ class JobStatus(Answer):
     shard_workers: list[ShardWorker] | None = optional(
         "per worker: the shards it finished or holds and their chunks; omitted before "
         "the embedding phase"
+    )
+    embedders_down: list[EmbedderDown] | None = optional(
+        "embedder endpoints this server sees failing while the job is pending or running "
+        "(the healthy ones take their work); omitted when every endpoint is up"
     )
     watch: WatchState | None = optional("watch mode of the job's repository")
     source_url: str | None = optional("git sources: the URL, without credentials")

@@ -29,12 +29,14 @@ from codebase_mcp.errors import CodebaseMcpError, InvalidToolInput, NotFound
 from codebase_mcp.server import db, watchstore
 from codebase_mcp.server.chunker import identifier_words
 from codebase_mcp.server.gitsource import parse_remote
+from codebase_mcp.server.gitsource.urls import redact
 from codebase_mcp.server.jobs import progress_fields
 from codebase_mcp.server.models import (
     DETAILS,
     CancelAnswer,
     CompactHit,
     DeletedProject,
+    EmbedderDown,
     EmbeddingCacheInfo,
     FileError,
     FullHit,
@@ -362,7 +364,24 @@ async def indexing_status(state: ServerState, job_id: str) -> JobStatus:
         shards = await db.shard_summary(conn, parsed) if job else None
     if job is None:
         raise NotFound(f"no indexing job {job_id}", hint=JOB_HINT)
-    return job_status(job, state.mapper, watch, shards)
+    status = job_status(job, state.mapper, watch, shards)
+    if status.status in ("pending", "running"):
+        down = embedders_down(state.embedder)
+        if down:
+            status.embedders_down = down
+    return status
+
+
+def embedders_down(embedder: object) -> list[EmbedderDown]:
+    """The endpoints of ``embedder`` that failed (as this process last saw them; no probe):
+    a job keeps going on the others, and its status says which ones it does without."""
+    pool = getattr(embedder, "pool", None)
+    endpoints = getattr(pool, "endpoints", None) or []
+    return [
+        EmbedderDown(url=redact(e.url), status=e.status, error=redact(e.error) if e.error else None)
+        for e in endpoints
+        if not e.healthy
+    ]
 
 
 async def cancel_indexing(state: ServerState, job_id: str) -> CancelAnswer:

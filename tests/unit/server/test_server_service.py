@@ -279,3 +279,24 @@ def test_health_names_the_kind_of_database_failure_never_the_drivers_text() -> N
         text = public_database_error(exc)
         assert text.startswith(kind), (exc, text)
         assert "codebase-admin" not in text and "db-7" not in text
+
+
+def test_embedders_down_lists_the_failing_endpoints_without_credentials() -> None:
+    from types import SimpleNamespace
+
+    from codebase_mcp.server.embedpool import Endpoint
+    from codebase_mcp.server.service import embedders_down
+
+    up = Endpoint("http://a:11434", status="ok")
+    unknown = Endpoint("http://b:11434")  # not probed yet: used as healthy
+    down = Endpoint(
+        "http://user:s3cret@c:11434",
+        status="down",
+        error="ConnectError at http://user:s3cret@c:11434",
+    )
+    embedder = SimpleNamespace(pool=SimpleNamespace(endpoints=[up, unknown, down]))
+    (listed,) = embedders_down(embedder)
+    assert listed.status == "down"
+    assert "s3cret" not in listed.url and "s3cret" not in (listed.error or "")
+    assert listed.url.endswith("@c:11434")
+    assert embedders_down(SimpleNamespace(model="m")) == []  # an embedder without endpoints
