@@ -4,7 +4,7 @@ returns the right file, on the ~500-file repository of eval/repos.toml (role ben
 scrapy), before (main) and after, in one run.
 
     .venv/bin/python bench/bench_first_answer.py --database-url postgresql://.../ \\
-        --before-tree /path/to/main/checkout [--rate 18] [--timeout 600]
+        --before-tree /path/to/main/checkout [--rate 18] [--timeout 600] [--cpu-hogs 4]
 
 Each side runs the server's real MCP tools in-process (FastMCP's in-memory
 client, the real indexer, worker and Postgres: a database of its own on the same
@@ -137,6 +137,20 @@ def side(args: argparse.Namespace, tree: Path | None, database: str) -> dict[str
     return report
 
 
+HOG = "import os\nwhile True:\n    os.urandom(64)\n"  # a busy process, killed at the end
+
+
+def start_hogs(count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` busy processes: a known load for both sides (``--cpu-hogs``)."""
+    return [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(count)]
+
+
+def stop_hogs(hogs: list[subprocess.Popen[bytes]]) -> None:
+    for hog in hogs:
+        hog.kill()
+        hog.wait()
+
+
 def reset_databases(url: str, names: list[str]) -> None:
     import asyncpg
 
@@ -160,6 +174,12 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=18.0, help="embedder chunks per second")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument(
+        "--cpu-hogs",
+        type=int,
+        default=0,
+        help="busy processes running during both sides: a known load on a shared machine",
+    )
+    parser.add_argument(
         "--out", type=Path, default=REPO / "bench" / "results" / "first-answer.json"
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -177,13 +197,18 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "repository": str(args.root),
         "embedder": f"Ollama-API stand-in at {args.rate:g} chunks/s, one request at a time",
+        "cpu_hogs": args.cpu_hogs,
         "load_at_start": os.getloadavg(),
     }
-    if args.before_tree:
-        report["before"] = side(args, args.before_tree, "ttfa_before")
-        print("before", json.dumps(report["before"]), file=sys.stderr, flush=True)
-    report["after"] = side(args, None, "ttfa_after")
-    report["load_at_end"] = os.getloadavg()
+    hogs = start_hogs(args.cpu_hogs)
+    try:
+        if args.before_tree:
+            report["before"] = side(args, args.before_tree, "ttfa_before")
+            print("before", json.dumps(report["before"]), file=sys.stderr, flush=True)
+        report["after"] = side(args, None, "ttfa_after")
+        report["load_at_end"] = os.getloadavg()
+    finally:
+        stop_hogs(hogs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
