@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,22 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
     await register_vector(conn)
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+# Where workers and the indexer get the pool: the server's is created on first
+# need (Postgres may be down when a worker starts), a test's or a bench's is given.
+PoolProvider = Callable[[], Awaitable[asyncpg.Pool]]
+
+
+def pool_provider(pool: asyncpg.Pool | PoolProvider) -> PoolProvider:
+    """``pool`` as a provider (a provider is returned as it is)."""
+    if isinstance(pool, asyncpg.Pool):
+
+        async def given() -> asyncpg.Pool:
+            return pool
+
+        return given
+    return pool
 
 
 async def create_pool(

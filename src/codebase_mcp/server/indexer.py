@@ -18,7 +18,7 @@ import re
 import stat
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -229,17 +229,23 @@ class Indexer:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: asyncpg.Pool | db.PoolProvider,
         embedder: Embedder,
         settings: ServerSettings,
         chunker: Chunker | None = None,
     ) -> None:
-        self.pool = pool
+        self.pools = db.pool_provider(pool)
         self.embedder = embedder
         self.settings = settings
         self.chunker = chunker or Chunker(
             max_chars=settings.max_chunk_chars, window_lines=settings.chunk_window_lines
         )
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = await self.pools()
+        async with pool.acquire() as conn:
+            yield conn
 
     async def run(
         self,
@@ -272,7 +278,7 @@ class Indexer:
         started = time.perf_counter()
         model = self.embedder.model
 
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             project = await db.get_project(conn, project_id)
         if project is not None and project.embedding_model != model and not force:
             raise db.model_mismatch(project, model, None)
@@ -289,7 +295,7 @@ class Indexer:
                 progress.error(rel_path, reason)
 
         dimension = await self._dimension(project)
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             if force:
                 await db.delete_repository(conn, project_id, root)
             elif project is not None:
@@ -348,13 +354,13 @@ class Indexer:
         model = self.embedder.model
         digest = await self._digest()
         if digest is not None:
-            async with self.pool.acquire() as conn:
+            async with self._connection() as conn:
                 known = await db.known_dimension(conn, model, digest)
             if known is not None:
                 return known
         (vector,) = await self.embedder.embed_documents([DIMENSION_PROBE])
         if digest is not None:
-            async with self.pool.acquire() as conn:
+            async with self._connection() as conn:
                 await db.remember_dimension(conn, model, digest, len(vector))
         return len(vector)
 
@@ -466,7 +472,7 @@ class Indexer:
         job shares the work out in shards (:meth:`_embed_shards`).
         """
         counters = progress.counters
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             if await db.get_project(conn, project_id) is None:
                 return  # nothing was written (an empty repository)
             if job is None:
@@ -480,12 +486,12 @@ class Indexer:
         key = await self._cache_key(dimension) if counters["chunks_to_embed"] else None
         batch_size = self.settings.embed_batch_size
         while counters["chunks_embedded"] + counters["chunks_reused"] < counters["chunks_to_embed"]:
-            async with self.pool.acquire() as conn:
+            async with self._connection() as conn:
                 batch = await db.next_to_embed(conn, project_id, batch_size)
             if not batch:
                 break
             counts = await embed_batch(
-                self.pool,
+                await self.pools(),
                 self.embedder,
                 batch,
                 project_id=project_id,
@@ -515,13 +521,13 @@ class Indexer:
         are the sums over its shards, whoever embedded them."""
         counters = progress.counters
         settings = self.settings
-        await write_plan(self.pool, job, project_id, dimension, settings.shard_chunks)
+        await write_plan(await self.pools(), job, project_id, dimension, settings.shard_chunks)
         # What this worker itself wrote: the bulk-load decision measures its own writes.
         own = Progress(timings=progress.timings)
-        runner = ShardRunner(self.pool, self.embedder, settings, self._cache_key)
+        runner = ShardRunner(await self.pools(), self.embedder, settings, self._cache_key)
 
         async def sync() -> db.ShardSummary:
-            async with self.pool.acquire() as conn:
+            async with self._connection() as conn:
                 summary = await db.shard_summary(conn, job.job_id)
             counters["chunks_to_embed"] = own.counters["chunks_to_embed"] = summary.chunks
             counters["chunks_embedded"] = summary.chunks_embedded
@@ -536,7 +542,7 @@ class Indexer:
 
         summary = await sync()
         while True:
-            async with self.pool.acquire() as conn:
+            async with self._connection() as conn:
                 shard = await db.claim_shard(conn, job.worker_id, self.embedder.model, job.job_id)
             if shard is not None:
                 try:
@@ -554,7 +560,7 @@ class Indexer:
             summary = await sync()
             if not summary.open:
                 break
-            await recover_stale(self.pool, settings)
+            await recover_stale(await self.pools(), settings)
             # Short: the job is done the moment the last shard is (a watch's
             # one-shard sync job must not wait a whole poll for a helper).
             await asyncio.sleep(min(settings.poll_interval, OWNER_WAIT))
@@ -574,7 +580,7 @@ class Indexer:
         )
         if not (self.settings.defer_index_min_chunks and bulk.first_index):
             return
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             other_rows = await db.dimension_rows(conn, dimension) - written
         timings = progress.timings
         if not should_defer_index(
@@ -587,14 +593,15 @@ class Indexer:
             write_s_per_chunk=timings.get("vector_write_s", 0.0) / written,
         ):
             return
-        conn = await self.pool.acquire()
+        pool = await self.pools()
+        conn = await pool.acquire()
         try:
             deferred = await db.defer_vector_index(conn, dimension)
         except BaseException:
-            await self.pool.release(conn)
+            await pool.release(conn)
             raise
         if not deferred:
-            await self.pool.release(conn)
+            await pool.release(conn)
             return
         bulk.dimension, bulk.lock_conn = dimension, conn
         log.info(
@@ -610,7 +617,7 @@ class Indexer:
         try:
             await db.end_vector_index_deferral(conn, bulk.dimension)
         finally:
-            await self.pool.release(conn)
+            await (await self.pools()).release(conn)
 
     async def _finish(self, project_id: str, bulk: BulkLoad, progress: Progress) -> None:
         """Build the index a bulk load dropped (or one a dead bulk load left
@@ -619,7 +626,7 @@ class Indexer:
         them by index-only scans)."""
         deferred = bulk.dimension
         await self._release_bulk(bulk)
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             project = await db.get_project(conn, project_id)
             # The deferred dimension even if the project is gone (deleted meanwhile).
             dimensions = {deferred} if deferred else set()
@@ -650,7 +657,7 @@ class Indexer:
             return
         Indexer.last_cache_gc = now
         t = time.perf_counter()
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             deleted = await db.gc_embedding_cache(conn, self.settings.embedding_cache_grace)
         progress.add_time("cache_gc_s", time.perf_counter() - t)
         if deleted:
@@ -708,7 +715,7 @@ class Indexer:
                         ),
                     )
                 )
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             async with conn.transaction():
                 await db.ensure_project(
                     conn, project_id, self.embedder.model, dimension, replace=replace_model

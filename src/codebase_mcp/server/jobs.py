@@ -25,6 +25,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -49,20 +50,28 @@ log = logging.getLogger("codebase_mcp.server.jobs")
 class Worker:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: asyncpg.Pool | db.PoolProvider,
         embedder: Embedder,
         settings: ServerSettings,
         *,
         worker_id: str | None = None,
     ) -> None:
-        self.pool = pool
+        """``pool``: a pool, or where to get one (the server's is created on first
+        need: a worker started while Postgres is down retries at its next poll)."""
+        self.pools = db.pool_provider(pool)
         self.settings = settings
-        self.indexer = Indexer(pool, embedder, settings)
+        self.indexer = Indexer(self.pools, embedder, settings)
         self.git = GitSources(settings.git_config())
         self.worker_id = worker_id or new_worker_id()
         self.wakeup = asyncio.Event()
         self.current_job: uuid.UUID | None = None
         self.current_shard: db.Shard | None = None
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = await self.pools()
+        async with pool.acquire() as conn:
+            yield conn
 
     def notify(self) -> None:
         """A job was queued: look now instead of at the next poll."""
@@ -88,7 +97,7 @@ class Worker:
     async def run_once(self) -> bool:
         """Recover stale jobs and shards, then claim and run a job, or else embed one
         shard of a running job. False when there was nothing to do."""
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             recovered = await db.recover_stale_jobs(
                 conn,
                 stale_after=self.settings.stale_after,
@@ -126,7 +135,7 @@ class Worker:
         shard went back to pending, or to failed after MAX_ATTEMPTS)."""
         self.current_shard = shard
         runner = ShardRunner(
-            self.pool, self.indexer.embedder, self.settings, self.indexer._cache_key
+            await self.pools(), self.indexer.embedder, self.settings, self.indexer._cache_key
         )
         progress = Progress()
         try:
@@ -161,7 +170,7 @@ class Worker:
         async def report(current: Progress) -> None:
             if stop.done():
                 raise JobStopped(stop.result())
-            async with self.pool.acquire() as conn:
+            async with self._connection() as conn:
                 answer = await db.update_progress(
                     conn, job_id, self.worker_id, current.counters, current.errors, current.timings
                 )
@@ -198,7 +207,7 @@ class Worker:
             # fail (database gone), its heartbeat stops and recovery requeues it.
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
-                    async with self.pool.acquire() as conn:
+                    async with self._connection() as conn:
                         await db.release_job(conn, job_id, self.worker_id)
             raise
         except Exception as exc:
@@ -209,14 +218,14 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
             self.current_job = None
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             if status == "completed" and source is not None:
                 await db.record_source(conn, job_id, job["project_id"], source)
             await db.finish_job(conn, job_id, self.worker_id, status, error)
 
     async def _fetch(self, project_id: str, source: db.GitSource, progress: Progress) -> Checkout:
         """The job's commit, checked out in the git cache (in a thread: git is blocking)."""
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             last = await db.project_source(conn, project_id)
         since = last.commit if last is not None and last.url == source.url else None
         started = time.perf_counter()
@@ -231,7 +240,7 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
             try:
-                async with self.pool.acquire() as conn:
+                async with self._connection() as conn:
                     answer = await db.heartbeat(conn, job_id, self.worker_id)
             except (OSError, asyncpg.PostgresError):
                 continue

@@ -74,7 +74,7 @@ class ServerState:
         with contextlib.suppress(CodebaseMcpError):
             await self.pool()  # workers retry on their own if this failed
         for _ in range(self.settings.workers):
-            worker = _LazyPoolWorker(self)
+            worker = Worker(self.pool, self.embedder, self.settings)
             self.workers.append(worker)
             self._tasks.append(asyncio.create_task(worker.run_forever()))
         self._tasks.append(asyncio.create_task(self.watches.run_forever()))
@@ -97,20 +97,6 @@ class ServerState:
     def notify_workers(self) -> None:
         for worker in self.workers:
             worker.notify()
-
-
-class _LazyPoolWorker(Worker):
-    """A worker that waits for the pool instead of needing it at construction."""
-
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
-        super().__init__(None, state.embedder, state.settings)  # type: ignore[arg-type]
-
-    async def run_once(self) -> bool:
-        pool = await self.state.pool()
-        self.pool = pool
-        self.indexer.pool = pool
-        return await super().run_once()
 
 
 def build_state(settings: ServerSettings | None = None) -> ServerState:

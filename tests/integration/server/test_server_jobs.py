@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -221,3 +222,40 @@ async def test_shutdown_hands_the_running_job_back(migrated_dsn: str, tmp_path: 
         finally:
             await embedder.aclose()
             await pool.close()
+
+
+async def test_a_worker_whose_pool_is_not_there_yet_retries_then_runs_the_job(
+    migrated_dsn: str, fake_embedder: FakeEmbedder, sample_repo: Path
+) -> None:
+    from codebase_mcp.errors import CodebaseMcpError
+
+    pool = await db.create_pool(migrated_dsn)
+    asked: list[bool] = []
+
+    async def pools() -> object:
+        # The server's provider while Postgres is still starting: an error, twice.
+        asked.append(True)
+        if len(asked) <= 2:
+            raise CodebaseMcpError("cannot connect to the database (not up yet)")
+        return pool
+
+    settings = ServerSettings(poll_interval=0.1, heartbeat_interval=0.2)
+    embedder = OllamaEmbedder(fake_embedder.url, fake_embedder.model)
+    worker = Worker(pools, embedder, settings)  # type: ignore[arg-type]
+    task = asyncio.create_task(worker.run_forever())
+    try:
+        job_id = await _queue(pool, "default", sample_repo)
+        for _ in range(300):
+            async with pool.acquire() as conn:
+                job = await db.get_job(conn, job_id)
+            if job is not None and job["status"] == "completed":
+                break
+            await asyncio.sleep(0.1)
+        assert job is not None and job["status"] == "completed", job
+        assert len(asked) > 2  # it asked again after each failure, then got the pool
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await embedder.aclose()
+        await pool.close()
