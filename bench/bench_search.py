@@ -395,7 +395,7 @@ def run_before(tree: Path, url: str, corpus: Path, args: argparse.Namespace) -> 
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     argv = [sys.executable, str(tree / "bench" / "bench_search.py"), "--database-url", before_url,
             "--corpus", str(corpus), "--big", str(args.big), "--queries", str(args.queries),
-            "--no-before", "--out", str(out)]  # fmt: skip
+            "--out", str(out)]  # fmt: skip
     print("before:", " ".join(argv[1:3]), file=sys.stderr, flush=True)
     subprocess.run(argv, check=True, env=env, cwd=tree, stdout=subprocess.DEVNULL)
     report: dict[str, Any] = json.loads(out.read_text())

@@ -87,12 +87,14 @@ class Runner:
             sys.stderr.flush()
             stdout = 2
         try:
+            # Bytes, decoded here without newline translation: ``stdout`` keeps a
+            # child's exact bytes (``stdout.encode("utf-8", "surrogateescape")``
+            # gives them back: a registry manifest is hashed as it was sent).
             proc = subprocess.run(
                 args,
                 cwd=cwd,
                 env=full_env,
-                input=input,
-                text=True,
+                input=None if input is None else input.encode("utf-8", "surrogateescape"),
                 stdout=stdout,
                 stderr=subprocess.PIPE if capture else None,
                 timeout=timeout,
@@ -106,7 +108,7 @@ class Runner:
                 hint=hint or "the host may be overloaded; run it by hand to see where it hangs",
                 returncode=-1,
             ) from exc
-        result = Result(args, proc.returncode, proc.stdout or "", scrub(proc.stderr or ""))
+        result = Result(args, proc.returncode, _text(proc.stdout), scrub(_text(proc.stderr)))
         if check and proc.returncode != 0:
             raise failure(result, hint, redact)
         return result
@@ -114,6 +116,11 @@ class Runner:
 
 def _same(text: str) -> str:
     return text
+
+
+def _text(data: bytes | None) -> str:
+    """A child's output as text: UTF-8, undecodable bytes kept as surrogates, newlines as sent."""
+    return data.decode("utf-8", "surrogateescape") if data else ""
 
 
 def missing_tool(name: str) -> ToolMissing:

@@ -71,3 +71,20 @@ def test_redact_scrubs_the_echo_and_the_failure(capfd: pytest.CaptureFixture[str
     assert "s3cret" not in info.value.message and "s3cret" not in info.value.stderr
     result = Runner().run([sys.executable, "-c", code], redact=hide, check=False)
     assert result.stderr == "bad ***\n"
+
+
+def test_stdout_keeps_the_childs_exact_bytes() -> None:
+    # A registry manifest is hashed as sent: CRLF and odd bytes must survive.
+
+    sent = b'{\r\n  "a": 1\r\n}\rtail\xff\n'
+    code = f"import sys; sys.stdout.buffer.write({sent!r})"
+    result = Runner(echo=False).run([sys.executable, "-c", code])
+    assert result.stdout.encode("utf-8", "surrogateescape") == sent
+    assert result.stdout.startswith("{\r\n")
+
+
+def test_input_and_stderr_are_text() -> None:
+
+    code = "import sys; data = sys.stdin.read(); sys.stderr.write('got ' + data); sys.exit(3)"
+    result = Runner(echo=False).run([sys.executable, "-c", code], input="é\r\n", check=False)
+    assert result.returncode == 3 and result.stderr == "got é\r\n"

@@ -49,7 +49,7 @@ def auth_file(given: Path | None) -> Path | None:
 
 def _registry(argv: list[str], target: str, runner: Runner, action: str) -> bytes:
     try:
-        return runner.run(argv).stdout.encode()
+        return runner.run(argv).stdout.encode("utf-8", "surrogateescape")  # the exact bytes
     except CommandFailed as exc:
         lowered = exc.stderr.lower()
         if "digest" in lowered and ("mismatch" in lowered or "did not match" in lowered):
