@@ -8,6 +8,9 @@ it, heart-beats it and marks it done; a shard whose heartbeat is older than
 ``STALE_AFTER`` goes back to pending. The owner finishes the job when every
 shard is done. ``chunk_ids``: the chunks of the shard (a vector is written only
 by the worker holding the shard, and only where the chunk has none yet).
+``model_digest``: the digest of the owner's model weights (NULL: its embedder
+reports none); a replica claims a shard only if its own weights have that digest,
+so a replica whose embedder serves other weights under the same name mixes nothing.
 
 Revision ID: 0011_job_shards
 Revises: 0010_search_speed
@@ -34,6 +37,7 @@ def upgrade() -> None:
             shard_no         integer NOT NULL,
             project_id       text NOT NULL,
             dimension        integer NOT NULL CHECK (dimension > 0),
+            model_digest     text,
             chunk_ids        bigint[] NOT NULL,
             status           text NOT NULL DEFAULT 'pending'
                              CHECK (status IN ('pending', 'running', 'done', 'failed')),

@@ -1170,30 +1170,49 @@ async def add_shards(
     dimension: int,
     pieces: Sequence[Sequence[int]],
     first_no: int,
+    model_digest: str | None = None,
 ) -> None:
-    """Write pending shards ``first_no``, ``first_no + 1``... of these chunk ids."""
+    """Write pending shards ``first_no``, ``first_no + 1``... of these chunk ids;
+    ``model_digest``: the weights they are to be embedded with (None: not known)."""
     await conn.executemany(
-        "INSERT INTO job_shards (job_id, shard_no, project_id, dimension, chunk_ids) "
-        "VALUES ($1, $2, $3, $4, $5::bigint[])",
+        "INSERT INTO job_shards (job_id, shard_no, project_id, dimension, chunk_ids, "
+        "model_digest) VALUES ($1, $2, $3, $4, $5::bigint[], $6)",
         [
-            (job_id, first_no + n, project_id, int(dimension), list(piece))
+            (job_id, first_no + n, project_id, int(dimension), list(piece), model_digest)
             for n, piece in enumerate(pieces)
         ],
     )
 
 
+async def has_pending_shards(conn: asyncpg.Connection, model: str) -> bool:
+    """Whether a running job embedded with ``model`` has a shard waiting for a worker."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM job_shards s JOIN jobs j ON j.id = s.job_id "
+            "WHERE s.status = 'pending' AND j.status = 'running' AND j.embedding_model = $1)",
+            model,
+        )
+    )
+
+
 async def claim_shard(
-    conn: asyncpg.Connection, worker_id: str, model: str, job_id: uuid.UUID | None = None
+    conn: asyncpg.Connection,
+    worker_id: str,
+    model: str,
+    job_id: uuid.UUID | None = None,
+    model_digest: str | None = None,
 ) -> Shard | None:
     """Take a pending shard of a running job embedded with ``model`` (``job_id``:
     of that job only), the oldest job's first; SKIP LOCKED lets replicas claim
-    different shards at once."""
+    different shards at once. A shard whose owner knew its weights' digest is
+    taken only with the same ``model_digest`` (None: only shards without one)."""
     row = await conn.fetchrow(
         """
         WITH next AS (
             SELECT s.job_id, s.shard_no FROM job_shards s JOIN jobs j ON j.id = s.job_id
             WHERE s.status = 'pending' AND j.status = 'running' AND NOT j.cancel_requested
               AND j.embedding_model = $2 AND ($3::uuid IS NULL OR s.job_id = $3::uuid)
+              AND (s.model_digest IS NULL OR s.model_digest = $4::text)
             ORDER BY j.created_at, s.job_id, s.shard_no
             LIMIT 1
             FOR UPDATE OF s SKIP LOCKED
@@ -1206,6 +1225,7 @@ async def claim_shard(
         worker_id,
         model,
         job_id,
+        model_digest,
     )
     return _shard(row) if row else None
 

@@ -44,6 +44,7 @@ from codebase_mcp.server.shards import (
     embed_batch,
     failed_shards_error,
     recover_stale,
+    weights_digest,
     write_plan,
 )
 from codebase_mcp.server.walker import FileEntry, walk_repository
@@ -521,7 +522,11 @@ class Indexer:
         are the sums over its shards, whoever embedded them."""
         counters = progress.counters
         settings = self.settings
-        await write_plan(await self.pools(), job, project_id, dimension, settings.shard_chunks)
+        # Replicas help only if their embedder serves these very weights.
+        digest = await weights_digest(self.embedder, fresh=True)
+        await write_plan(
+            await self.pools(), job, project_id, dimension, settings.shard_chunks, digest
+        )
         # What this worker itself wrote: the bulk-load decision measures its own writes.
         own = Progress(timings=progress.timings)
         runner = ShardRunner(await self.pools(), self.embedder, settings, self._cache_key)
@@ -543,7 +548,9 @@ class Indexer:
         summary = await sync()
         while True:
             async with self._connection() as conn:
-                shard = await db.claim_shard(conn, job.worker_id, self.embedder.model, job.job_id)
+                shard = await db.claim_shard(
+                    conn, job.worker_id, self.embedder.model, job.job_id, digest
+                )
             if shard is not None:
                 try:
                     await runner.run(

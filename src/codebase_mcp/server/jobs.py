@@ -42,7 +42,7 @@ from codebase_mcp.server.indexer import (
     describe_error,
     new_worker_id,
 )
-from codebase_mcp.server.shards import OwnedJob, ShardRunner, ShardStopped
+from codebase_mcp.server.shards import OwnedJob, ShardRunner, ShardStopped, weights_digest
 
 log = logging.getLogger("codebase_mcp.server.jobs")
 
@@ -116,19 +116,26 @@ class Worker:
                 conn, stale_after=self.settings.stale_after, max_attempts=self.settings.max_attempts
             )
             job = await db.claim_job(conn, self.worker_id)
-            shard = (
-                await db.claim_shard(conn, self.worker_id, self.indexer.embedder.model)
-                if job is None
-                else None
-            )
         if job is not None:
             await self.run_job(job)
             return True
+        shard = await self._claim_shard()
         if shard is not None:
             # After a failed shard, wait a poll before the next claim (an embedder
             # that is down would otherwise use up every shard's attempts at once).
             return await self.run_shard(shard)
         return False
+
+    async def _claim_shard(self) -> db.Shard | None:
+        """A pending shard of a running job whose owner embeds with the same weights
+        as this worker's embedder (asked only when some shard waits)."""
+        model = self.indexer.embedder.model
+        async with self._connection() as conn:
+            if not await db.has_pending_shards(conn, model):
+                return None
+        digest = await weights_digest(self.indexer.embedder)
+        async with self._connection() as conn:
+            return await db.claim_shard(conn, self.worker_id, model, model_digest=digest)
 
     async def run_shard(self, shard: db.Shard) -> bool:
         """Embed one shard of another worker's job. False: it failed (logged; the

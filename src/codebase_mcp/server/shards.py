@@ -34,7 +34,7 @@ from codebase_mcp.errors import CodebaseMcpError
 from codebase_mcp.server import db
 from codebase_mcp.server.chunker import Chunk, embedding_text
 from codebase_mcp.server.config import ServerSettings
-from codebase_mcp.server.embedcache import plan_misses, text_sha256
+from codebase_mcp.server.embedcache import normalise_digest, plan_misses, text_sha256
 from codebase_mcp.server.embeddings import Embedder
 
 log = logging.getLogger("codebase_mcp.server.shards")
@@ -259,18 +259,39 @@ class OwnedJob:
 
 
 async def write_plan(
-    pool: asyncpg.Pool, job: OwnedJob, project_id: str, dimension: int, target: int
+    pool: asyncpg.Pool,
+    job: OwnedJob,
+    project_id: str,
+    dimension: int,
+    target: int,
+    model_digest: str | None = None,
 ) -> int:
     """Shard the project's waiting chunks that no open shard of the job holds (all of
     them on a first run; on a re-run, what the dead run's shards do not cover).
-    Returns the shards added. Failed shards of an earlier run are tried again."""
+    Returns the shards added. Failed shards of an earlier run are tried again.
+    ``model_digest``: the owner's weights; only replicas with the same take them."""
     async with pool.acquire() as conn, conn.transaction():
         await db.retry_failed_shards(conn, job.job_id)
         waiting = await db.unembedded_chunk_ids(conn, project_id)
         opened = await db.open_shards(conn, job.job_id)
         pieces = plan_shards(uncovered(waiting, opened.chunk_ids), target)
-        await db.add_shards(conn, job.job_id, project_id, dimension, pieces, opened.next_no)
+        await db.add_shards(
+            conn, job.job_id, project_id, dimension, pieces, opened.next_no, model_digest
+        )
     return len(pieces)
+
+
+async def weights_digest(embedder: Embedder, *, fresh: bool = False) -> str | None:
+    """The digest of the weights ``embedder`` serves (None: it reports none, or its
+    endpoints cannot be asked now): what replicas compare before sharing a job."""
+    identity = getattr(embedder, "identity", None)
+    if identity is None:
+        return None
+    try:
+        return normalise_digest(await identity(fresh=fresh))
+    except CodebaseMcpError as exc:
+        log.info("the embedder's weights digest is unknown for now: %s", exc)
+        return None
 
 
 async def recover_stale(pool: asyncpg.Pool, settings: ServerSettings) -> int:

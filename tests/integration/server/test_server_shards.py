@@ -367,3 +367,56 @@ async def test_a_killed_replicas_shards_are_finished_by_the_other(
         assert job["attempts"] == 2 and pid_of(job["worker_id"]) != target
         assert "had a dead worker: now pending" in log
     assert time.monotonic() - killed_at < 120
+
+
+@pytest.mark.parametrize(
+    ("digest_b", "b_helps"),
+    [("a1" * 32, True), ("b2" * 32, False)],
+    ids=["same-weights", "other-weights"],
+)
+async def test_only_a_replica_serving_the_same_weights_takes_shards(
+    counted_dsn: str, tmp_path: Path, digest_b: str, b_helps: bool
+) -> None:
+    # Both embedders answer to the same model name; the owner's shards carry the
+    # digest of its weights, and a replica whose weights differ claims none.
+    repo = many_files_repo(tmp_path / "repo", files=16)
+    settings = ServerSettings(
+        poll_interval=0.1, heartbeat_interval=0.3, stale_after=5, embed_batch_size=4,
+        shard_chunks=8, write_batch_files=10,
+    )  # fmt: skip
+    with (
+        running_fake_embedder(per_input_delay=0.05, digest="a1" * 32) as fake_a,
+        running_fake_embedder(per_input_delay=0.05, digest=digest_b) as fake_b,
+    ):
+        pool = await db.create_pool(counted_dsn, max_size=6)
+        embedders = [
+            OllamaEmbedder(f.url, f.model, batch_size=settings.embed_batch_size)
+            for f in (fake_a, fake_b)
+        ]
+        owner = Worker(pool, embedders[0], settings, worker_id="owner")
+        helper = Worker(pool, embedders[1], settings, worker_id="helper")
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            job_id = await queue(counted_dsn, repo)
+            tasks.append(asyncio.create_task(owner.run_once()))  # takes the job, runs it
+            await wait_for(counted_dsn, job_id, lambda j, s: j["status"] == "running", 30)
+            tasks.append(asyncio.create_task(helper.run_forever()))
+            job, summary = await wait_for(
+                counted_dsn, job_id, lambda j, s: j["status"] not in ("pending", "running"), 120
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for embedder in embedders:
+                await embedder.aclose()
+            await pool.close()
+    assert job["status"] == "completed", job["error"]
+    split = {w.worker_id: w for w in summary.workers}
+    helped = [t for t in fake_b.inputs if t != DIMENSION_PROBE]
+    if b_helps:
+        assert "helper" in split and split["helper"].chunks_embedded == len(helped) > 0
+    else:
+        assert set(split) == {"owner"} and helped == []
