@@ -126,7 +126,10 @@ def side(args: argparse.Namespace, tree: Path | None, database: str) -> dict[str
     env = dict(os.environ)
     if tree is not None:
         env["PYTHONPATH"] = str(tree / "src")
-    out = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if out.returncode:  # not CalledProcessError: its message would show the DSN's password
+        sys.stderr.write(out.stderr[-4000:])
+        raise SystemExit(f"side {database} failed with exit code {out.returncode}")
     report: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     if tree is not None:
         report["tree"] = subprocess.run(

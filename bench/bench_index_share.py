@@ -31,6 +31,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(1, str(REPO))
 sys.path.insert(1, str(REPO / "bench"))
+
+from servers import create_database
+
 DIGEST = "5ec0c1d0" * 8
 
 
@@ -65,16 +68,6 @@ async def measure(origin: str, teammate: str, source: Path, rate: float, work: P
         "after_index_own_clone": after,
         "edited_file": str(edited.relative_to(mine)),
     }
-
-
-async def create_database(admin_dsn: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 def main() -> int:

@@ -327,7 +327,9 @@ async def run(
                 for r in await conn.fetch(
                     "SELECT symbol FROM chunks WHERE project_id = 'bench10k' "
                     "AND symbol IS NOT NULL "
-                    "ORDER BY md5(id::text) LIMIT $1",
+                    # By content, not id: the same queries whatever order the
+                    # indexer wrote the chunks in (ids differ between trees).
+                    "ORDER BY md5(rel_path || ':' || start_line || ':' || symbol) LIMIT $1",
                     n_queries,
                 )
             ]
@@ -375,29 +377,37 @@ async def run(
         await pool.close()
 
 
+def fresh_database(url: str, name: str) -> str:
+    """A new, empty database ``name`` on ``url``'s server (dropped first if there):
+    a side that re-indexes into the tables of an earlier run reads their bloat."""
+    import asyncpg
+
+    async def create() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
 def run_before(tree: Path, url: str, corpus: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The old code's own benchmark, in a database of its own on the same server."""
     import subprocess
 
-    import asyncpg
-
-    async def fresh_database() -> str:
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute("DROP DATABASE IF EXISTS bench_before")
-            await conn.execute("CREATE DATABASE bench_before")
-        finally:
-            await conn.close()
-        return url.rsplit("/", 1)[0] + "/bench_before"
-
-    before_url = asyncio.run(fresh_database())
+    before_url = fresh_database(url, "bench_before")
     out = Path(f"/tmp/bench-search-before-{os.getpid()}.json")
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     argv = [sys.executable, str(tree / "bench" / "bench_search.py"), "--database-url", before_url,
             "--corpus", str(corpus), "--big", str(args.big), "--queries", str(args.queries),
             "--out", str(out)]  # fmt: skip
     print("before:", " ".join(argv[1:3]), file=sys.stderr, flush=True)
-    subprocess.run(argv, check=True, env=env, cwd=tree, stdout=subprocess.DEVNULL)
+    done = subprocess.run(argv, env=env, cwd=tree, stdout=subprocess.DEVNULL)
+    if done.returncode:  # not CalledProcessError: its message would show the DSN's password
+        raise SystemExit(f"the before side ({argv[1]}) failed with exit code {done.returncode}")
     report: dict[str, Any] = json.loads(out.read_text())
     out.unlink()
     commit = subprocess.run(
@@ -441,6 +451,8 @@ def main() -> None:
         before = None
         if args.before_tree:
             before = run_before(args.before_tree, url, corpus, args)
+            if not args.reuse:  # both sides start from an empty database
+                url = fresh_database(url, "bench_after")
         report = asyncio.run(run(url, corpus, args.big, args.queries, args.reuse))
         if before is not None:
             report = {"after": report, "before": before}

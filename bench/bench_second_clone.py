@@ -35,6 +35,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(1, str(REPO))  # tests.integration.server.fake_embedder, tests.support
+sys.path.insert(1, str(REPO / "bench"))
+
+from servers import create_database
+
 DIGEST = "5ec0c1d0" * 8  # the stand-in's "weights"
 
 
@@ -110,17 +114,6 @@ async def measure(database_url: str, source: Path, rate: float, work: Path) -> d
         print("before", json.dumps(before), file=sys.stderr, flush=True)
         after = await index_once(database_url, fake, clones["after"], "after", cache=True)
     return {"first_clone": first, "before": before, "after": after}
-
-
-async def create_database(admin_dsn: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 def main() -> int:

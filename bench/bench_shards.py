@@ -30,6 +30,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(1, str(REPO))
+sys.path.insert(1, str(REPO / "bench"))
+
+from servers import create_database
 
 
 async def index_with(dsn: str, source: Path, replicas: int, rate: float, shard_chunks: int) -> Any:
@@ -114,16 +117,6 @@ async def index_with(dsn: str, source: Path, replicas: int, rate: float, shard_c
             for w in summary.workers
         },
     }
-
-
-async def create_database(admin_dsn: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 def main() -> int:
