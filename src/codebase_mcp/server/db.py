@@ -7,9 +7,10 @@ project is an INSERT, not DDL, and one migration covers every project.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,6 +47,14 @@ def pool_provider(pool: asyncpg.Pool | PoolProvider) -> PoolProvider:
 
         return given
     return pool
+
+
+@contextlib.asynccontextmanager
+async def acquire(pools: PoolProvider) -> AsyncIterator[asyncpg.Connection]:
+    """A connection from the pool ``pools`` gives (created on first need)."""
+    pool = await pools()
+    async with pool.acquire() as conn:
+        yield conn
 
 
 async def create_pool(

@@ -18,7 +18,7 @@ import re
 import stat
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -242,12 +242,6 @@ class Indexer:
             max_chars=settings.max_chunk_chars, window_lines=settings.chunk_window_lines
         )
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        pool = await self.pools()
-        async with pool.acquire() as conn:
-            yield conn
-
     async def run(
         self,
         *,
@@ -279,7 +273,7 @@ class Indexer:
         started = time.perf_counter()
         model = self.embedder.model
 
-        async with self._connection() as conn:
+        async with db.acquire(self.pools) as conn:
             project = await db.get_project(conn, project_id)
         if project is not None and project.embedding_model != model and not force:
             raise db.model_mismatch(project, model, None)
@@ -296,7 +290,7 @@ class Indexer:
                 progress.error(rel_path, reason)
 
         dimension = await self._dimension(project)
-        async with self._connection() as conn:
+        async with db.acquire(self.pools) as conn:
             if force:
                 await db.delete_repository(conn, project_id, root)
             elif project is not None:
@@ -355,13 +349,13 @@ class Indexer:
         model = self.embedder.model
         digest = await self._digest()
         if digest is not None:
-            async with self._connection() as conn:
+            async with db.acquire(self.pools) as conn:
                 known = await db.known_dimension(conn, model, digest)
             if known is not None:
                 return known
         (vector,) = await self.embedder.embed_documents([DIMENSION_PROBE])
         if digest is not None:
-            async with self._connection() as conn:
+            async with db.acquire(self.pools) as conn:
                 await db.remember_dimension(conn, model, digest, len(vector))
         return len(vector)
 
@@ -473,7 +467,7 @@ class Indexer:
         job shares the work out in shards (:meth:`_embed_shards`).
         """
         counters = progress.counters
-        async with self._connection() as conn:
+        async with db.acquire(self.pools) as conn:
             if await db.get_project(conn, project_id) is None:
                 return  # nothing was written (an empty repository)
             if job is None:
@@ -487,7 +481,7 @@ class Indexer:
         key = await self._cache_key(dimension) if counters["chunks_to_embed"] else None
         batch_size = self.settings.embed_batch_size
         while counters["chunks_embedded"] + counters["chunks_reused"] < counters["chunks_to_embed"]:
-            async with self._connection() as conn:
+            async with db.acquire(self.pools) as conn:
                 batch = await db.next_to_embed(conn, project_id, batch_size)
             if not batch:
                 break
@@ -532,7 +526,7 @@ class Indexer:
         runner = ShardRunner(await self.pools(), self.embedder, settings, self._cache_key)
 
         async def sync() -> db.ShardSummary:
-            async with self._connection() as conn:
+            async with db.acquire(self.pools) as conn:
                 summary = await db.shard_summary(conn, job.job_id)
             counters["chunks_to_embed"] = own.counters["chunks_to_embed"] = summary.chunks
             counters["chunks_embedded"] = summary.chunks_embedded
@@ -547,7 +541,7 @@ class Indexer:
 
         summary = await sync()
         while True:
-            async with self._connection() as conn:
+            async with db.acquire(self.pools) as conn:
                 shard = await db.claim_shard(
                     conn, job.worker_id, self.embedder.model, job.job_id, digest
                 )
@@ -587,7 +581,7 @@ class Indexer:
         )
         if not (self.settings.defer_index_min_chunks and bulk.first_index):
             return
-        async with self._connection() as conn:
+        async with db.acquire(self.pools) as conn:
             other_rows = await db.dimension_rows(conn, dimension) - written
         timings = progress.timings
         if not should_defer_index(
@@ -633,7 +627,7 @@ class Indexer:
         them by index-only scans)."""
         deferred = bulk.dimension
         await self._release_bulk(bulk)
-        async with self._connection() as conn:
+        async with db.acquire(self.pools) as conn:
             project = await db.get_project(conn, project_id)
             # The deferred dimension even if the project is gone (deleted meanwhile).
             dimensions = {deferred} if deferred else set()
@@ -664,7 +658,7 @@ class Indexer:
             return
         Indexer.last_cache_gc = now
         t = time.perf_counter()
-        async with self._connection() as conn:
+        async with db.acquire(self.pools) as conn:
             deleted = await db.gc_embedding_cache(conn, self.settings.embedding_cache_grace)
         progress.add_time("cache_gc_s", time.perf_counter() - t)
         if deleted:
@@ -722,7 +716,7 @@ class Indexer:
                         ),
                     )
                 )
-        async with self._connection() as conn:
+        async with db.acquire(self.pools) as conn:
             async with conn.transaction():
                 await db.ensure_project(
                     conn, project_id, self.embedder.model, dimension, replace=replace_model

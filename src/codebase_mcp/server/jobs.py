@@ -25,7 +25,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -65,13 +64,6 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.wakeup = asyncio.Event()
         self.current_job: uuid.UUID | None = None
-        self.current_shard: db.Shard | None = None
-
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        pool = await self.pools()
-        async with pool.acquire() as conn:
-            yield conn
 
     def notify(self) -> None:
         """A job was queued: look now instead of at the next poll."""
@@ -97,7 +89,7 @@ class Worker:
     async def run_once(self) -> bool:
         """Recover stale jobs and shards, then claim and run a job, or else embed one
         shard of a running job. False when there was nothing to do."""
-        async with self._connection() as conn:
+        async with db.acquire(self.pools) as conn:
             recovered = await db.recover_stale_jobs(
                 conn,
                 stale_after=self.settings.stale_after,
@@ -130,17 +122,16 @@ class Worker:
         """A pending shard of a running job whose owner embeds with the same weights
         as this worker's embedder (asked only when some shard waits)."""
         model = self.indexer.embedder.model
-        async with self._connection() as conn:
+        async with db.acquire(self.pools) as conn:
             if not await db.has_pending_shards(conn, model):
                 return None
         digest = await weights_digest(self.indexer.embedder)
-        async with self._connection() as conn:
+        async with db.acquire(self.pools) as conn:
             return await db.claim_shard(conn, self.worker_id, model, model_digest=digest)
 
     async def run_shard(self, shard: db.Shard) -> bool:
         """Embed one shard of another worker's job. False: it failed (logged; the
         shard went back to pending, or to failed after MAX_ATTEMPTS)."""
-        self.current_shard = shard
         runner = ShardRunner(
             await self.pools(), self.indexer.embedder, self.settings, self.indexer._cache_key
         )
@@ -161,8 +152,6 @@ class Worker:
         except (CodebaseMcpError, OSError, asyncpg.PostgresError) as exc:
             log.warning("shard %d of job %s failed: %s", shard.shard_no, shard.job_id, exc)
             return False
-        finally:
-            self.current_shard = None
         return True
 
     async def run_job(self, job: dict[str, Any]) -> None:
@@ -177,7 +166,7 @@ class Worker:
         async def report(current: Progress) -> None:
             if stop.done():
                 raise JobStopped(stop.result())
-            async with self._connection() as conn:
+            async with db.acquire(self.pools) as conn:
                 answer = await db.update_progress(
                     conn, job_id, self.worker_id, current.counters, current.errors, current.timings
                 )
@@ -214,7 +203,7 @@ class Worker:
             # fail (database gone), its heartbeat stops and recovery requeues it.
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
-                    async with self._connection() as conn:
+                    async with db.acquire(self.pools) as conn:
                         await db.release_job(conn, job_id, self.worker_id)
             raise
         except Exception as exc:
@@ -225,14 +214,14 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
             self.current_job = None
-        async with self._connection() as conn:
+        async with db.acquire(self.pools) as conn:
             if status == "completed" and source is not None:
                 await db.record_source(conn, job_id, job["project_id"], source)
             await db.finish_job(conn, job_id, self.worker_id, status, error)
 
     async def _fetch(self, project_id: str, source: db.GitSource, progress: Progress) -> Checkout:
         """The job's commit, checked out in the git cache (in a thread: git is blocking)."""
-        async with self._connection() as conn:
+        async with db.acquire(self.pools) as conn:
             last = await db.project_source(conn, project_id)
         since = last.commit if last is not None and last.url == source.url else None
         started = time.perf_counter()
@@ -247,7 +236,7 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
             try:
-                async with self._connection() as conn:
+                async with db.acquire(self.pools) as conn:
                     answer = await db.heartbeat(conn, job_id, self.worker_id)
             except (OSError, asyncpg.PostgresError):
                 continue
