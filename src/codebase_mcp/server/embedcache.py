@@ -30,6 +30,13 @@ def normalise_digest(digest: str | None) -> str | None:
     return value or None
 
 
+async def reported_digest(embedder: object, *, fresh: bool) -> str | None:
+    """The digest of the weights ``embedder`` serves, as its ``identity()`` reports it
+    (normalised; None: it has no ``identity`` or reports none). Errors propagate."""
+    identity = getattr(embedder, "identity", None)
+    return normalise_digest(await identity(fresh=fresh)) if identity is not None else None
+
+
 def cache_key(model: str, dimension: int, digest: str | None) -> str | None:
     """The model identity entries are stored under; None: no verified digest, no cache."""
     digest = normalise_digest(digest)

@@ -34,7 +34,7 @@ from codebase_mcp.server.chunker import (
     lexical_text,
 )
 from codebase_mcp.server.config import ServerSettings
-from codebase_mcp.server.embedcache import cache_key, normalise_digest, text_sha256
+from codebase_mcp.server.embedcache import cache_key, reported_digest, text_sha256
 from codebase_mcp.server.embeddings import Embedder
 from codebase_mcp.server.shards import (
     BatchCounts,
@@ -363,9 +363,7 @@ class Indexer:
         """The digest of the embedder's weights when the cache may use it (else None)."""
         if not self.settings.embedding_cache:
             return None
-        identity = getattr(self.embedder, "identity", None)
-        digest = await identity(fresh=True) if identity is not None else None
-        return normalise_digest(digest)
+        return await reported_digest(self.embedder, fresh=True)
 
     async def _index_files(
         self,

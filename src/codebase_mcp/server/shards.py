@@ -34,7 +34,7 @@ from codebase_mcp.errors import CodebaseMcpError
 from codebase_mcp.server import db
 from codebase_mcp.server.chunker import Chunk, embedding_text
 from codebase_mcp.server.config import ServerSettings
-from codebase_mcp.server.embedcache import normalise_digest, plan_misses, text_sha256
+from codebase_mcp.server.embedcache import plan_misses, reported_digest, text_sha256
 from codebase_mcp.server.embeddings import Embedder
 
 log = logging.getLogger("codebase_mcp.server.shards")
@@ -284,11 +284,8 @@ async def write_plan(
 async def weights_digest(embedder: Embedder, *, fresh: bool = False) -> str | None:
     """The digest of the weights ``embedder`` serves (None: it reports none, or its
     endpoints cannot be asked now): what replicas compare before sharing a job."""
-    identity = getattr(embedder, "identity", None)
-    if identity is None:
-        return None
     try:
-        return normalise_digest(await identity(fresh=fresh))
+        return await reported_digest(embedder, fresh=fresh)
     except CodebaseMcpError as exc:
         log.info("the embedder's weights digest is unknown for now: %s", exc)
         return None
