@@ -168,6 +168,9 @@ class ShardRunner:
         self.embedder = embedder
         self.settings = settings
         self.cache_key = cache_key
+        # Per dimension, asked once per runner (the owner's lasts its job): the key
+        # asks the embedder for its digest, which a shard of 128 chunks need not repeat.
+        self._keys: dict[int, str | None] = {}
 
     async def run(
         self,
@@ -183,7 +186,9 @@ class ShardRunner:
         beat = asyncio.create_task(self._heartbeat(shard, stop))
         totals = BatchCounts()
         try:
-            key = await self.cache_key(shard.dimension)
+            if shard.dimension not in self._keys:
+                self._keys[shard.dimension] = await self.cache_key(shard.dimension)
+            key = self._keys[shard.dimension]
             size = self.settings.embed_batch_size
             for start in range(0, len(shard.chunk_ids), size):
                 if stop.done():
