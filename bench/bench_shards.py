@@ -37,6 +37,7 @@ from servers import create_database
 
 async def index_with(dsn: str, source: Path, replicas: int, rate: float, shard_chunks: int) -> Any:
     from tests.integration.server.fake_embedder import running_fake_embedder
+    from tests.support.workers import stop_workers
 
     from codebase_mcp.migrate import upgrade_head
     from codebase_mcp.server import db
@@ -84,15 +85,7 @@ async def index_with(dsn: str, source: Path, replicas: int, rate: float, shard_c
             async with pools[0].acquire() as conn:
                 summary = await db.shard_summary(conn, job_id)
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            for embedder in embedders:
-                await embedder.aclose()
-            for pool in pools:
-                await pool.close()
+            await stop_workers(tasks, embedders, pools)
         received = {
             name: len([t for t in fake.inputs if t != DIMENSION_PROBE])
             for name, fake in zip(names, fakes, strict=True)

@@ -29,6 +29,7 @@ from codebase_mcp.server.jobs import Worker
 from codebase_mcp.server.paths import PathMapper
 from tests.integration.server.fake_embedder import FakeEmbedder, free_port, running_fake_embedder
 from tests.integration.server.serve_process import Served, serving
+from tests.support.workers import stop_workers
 
 pytestmark = pytest.mark.integration
 
@@ -160,15 +161,7 @@ async def test_two_workers_embed_one_job_together(counted_dsn: str, tmp_path: Pa
                 counted_dsn, job_id, lambda j, s: j["status"] not in ("pending", "running"), 120
             )
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            for embedder in embedders:
-                await embedder.aclose()
-            for pool in pools:
-                await pool.close()
+            await stop_workers(tasks, embedders, pools)
     assert job["status"] == "completed", job["error"]
     writes, chunks, waiting = await vector_writes(counted_dsn)
     assert chunks > 200
@@ -405,14 +398,7 @@ async def test_only_a_replica_serving_the_same_weights_takes_shards(
                 counted_dsn, job_id, lambda j, s: j["status"] not in ("pending", "running"), 120
             )
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            for embedder in embedders:
-                await embedder.aclose()
-            await pool.close()
+            await stop_workers(tasks, embedders, [pool])
     assert job["status"] == "completed", job["error"]
     split = {w.worker_id: w for w in summary.workers}
     helped = [t for t in fake_b.inputs if t != DIMENSION_PROBE]
