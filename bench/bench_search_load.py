@@ -3,8 +3,8 @@
 (issue 12), before and after, in one run.
 
     .venv/bin/python bench/bench_search_load.py [--database-url postgresql://.../]
-        [--before-src /tmp/before/src | --before-commit eddd6cd]
-        [--clients 16] [--queries 25] [--searched click] [--background scrapy]
+        [--before-commit 6e9836d | --before-tree DIR] [--clients 16] [--queries 25]
+        [--unique] [--searched click] [--background scrapy]
 
 Everything is real and reached as a user reaches it: Postgres (``--database-url``,
 or a throwaway container of the project's image named ``searchload-pg-*``), the
@@ -12,24 +12,29 @@ project's own ``embedder serve`` (all-MiniLM-L6-v2, over HTTP), and
 ``codebase-mcp serve --transport http`` as a process; the clients are
 ``fastmcp.Client`` sessions over streamable HTTP.
 
-1. The ``--searched`` repository of eval/repos.toml is indexed once (project
-   ``load``), with this checkout's embedder, until completed.
-2. Per side, a fresh embedder and server: a second job indexes ``--background``
-   (project ``bg-SIDE``, embedding cache off so it really embeds); once it embeds,
-   ``--clients`` sessions each run ``--queries`` ``search_code`` calls one after the
-   other (the queries of eval/queries/SEARCHED.json, each client starting at its
-   own offset): latency p50/p95/max, errors, searches/s, how many answers were a
-   lexical fallback, the server's own split (``embedding_ms``: waiting for the
-   query's vector; ``search_ms``: pool and SQL; the rest: MCP and HTTP), and the
-   job's chunks embedded meanwhile. Then the job is cancelled. The same clients
-   also run once with no job ("alone": the floor on this machine).
+Each side is a whole tree (``src/`` and ``migrations/``): **before** is
+``--before-tree`` or ``--before-commit`` (unpacked with ``git archive``), **after**
+this checkout (with ``--after-env`` settings); ``--variant`` adds sides of this
+checkout with other settings. Per side, in a database of its own (migrated by that
+side's migrations), with that side's embedder and server:
 
-Sides: **before**: the embedder's code from ``--before-src`` (default: ``src/`` of
-``--before-commit`` eddd6cd, main before the query lane: one queue, one inference
-thread, a query waits behind the index batch running) with this server; **after**:
-this checkout (query lane, index slices that yield to queries) and its server
-settings. Load averages at start and end of each phase are recorded. Noisy on a
-shared machine: compare the sides within one run.
+1. The ``--searched`` repository of eval/repos.toml is indexed (project ``load``)
+   until completed.
+2. ``--clients`` sessions each run ``--queries`` ``search_code`` calls one after
+   the other with no job running ("alone": the floor on this machine), then again
+   while a second job indexes ``--background`` (project ``bg-SIDE``, embedding
+   cache off so it really embeds). Queries: those of eval/queries/SEARCHED.json,
+   each client starting at its own offset (so texts repeat across clients), or with
+   ``--unique`` the queries of every eval set, each text searched once per phase
+   (nothing a cache of query vectors could reuse).
+   Recorded: latency p50/p95/max, errors, searches/s, lexical fallbacks, the
+   server's own split (``embedding_ms``: waiting for the query's vector;
+   ``search_ms``: pool and SQL; the rest: MCP and HTTP), the job's chunks embedded
+   meanwhile, and where the cores went (bench/cpu_account.py: core-ms per search
+   for server, embedder, Postgres, the benchmark's own clients, and the rest).
+
+Load averages at start and end of each phase are recorded. Noisy on a shared
+machine: compare the sides within one run.
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
-from servers import archive_src, database_dsn, embedder, mcp_server, postgres
+from cpu_account import core_seconds, per_search_ms, snapshot
+from servers import archive_tree, database_dsn, embedder, mcp_server, postgres
 
 MODEL = "all-minilm"
 
@@ -126,7 +132,17 @@ async def index_searched(url: str, root: Path) -> dict[str, Any]:
     }
 
 
-async def run_clients(url: str, queries: list[str], clients: int, per_client: int) -> Any:
+def query_for(queries: list[str], client: int, n: int, per_client: int, unique: bool) -> str:
+    """The ``n``-th query of ``client``: every client at its own offset of the set
+    (texts repeat across clients), or with ``unique`` each text once in all."""
+    if unique:
+        return queries[client * per_client + n]
+    return queries[(client * 7 + n) % len(queries)]
+
+
+async def run_clients(
+    url: str, queries: list[str], clients: int, per_client: int, unique: bool = False
+) -> Any:
     from fastmcp import Client
 
     calls: list[dict[str, Any]] = []
@@ -134,7 +150,7 @@ async def run_clients(url: str, queries: list[str], clients: int, per_client: in
     async def one(index: int) -> None:
         async with Client(url, timeout=60) as client:
             for n in range(per_client):
-                query = queries[(index * 7 + n) % len(queries)]
+                query = query_for(queries, index, n, per_client, unique)
                 started = time.perf_counter()
                 try:
                     answer = await call(
@@ -153,9 +169,20 @@ async def run_clients(url: str, queries: list[str], clients: int, per_client: in
                     }
                 )
 
+    before = snapshot()
     started = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(clients)))
-    return calls, time.perf_counter() - started
+    return calls, time.perf_counter() - started, core_seconds(before, snapshot())
+
+
+def with_cpu(result: dict[str, Any], cpu: dict[str, float], wall: float) -> dict[str, Any]:
+    """The phase's summary plus where the cores went (bench/cpu_account.py)."""
+    kinds = ("server", "embedder", "postgres", "bench_clients", "other")
+    result["cpu_core_s"] = cpu
+    result["cpu_ms_per_search"] = per_search_ms(cpu, result["searches"] - result["errors"], kinds)
+    capacity = wall * (os.cpu_count() or 1)
+    result["cpu_busy_share"] = round(sum(cpu.values()) / capacity, 3) if capacity else None
+    return result
 
 
 async def side_phases(
@@ -164,8 +191,8 @@ async def side_phases(
     from fastmcp import Client
 
     out: dict[str, Any] = {"load_at_start": os.getloadavg()}
-    calls, wall = await run_clients(url, queries, args.clients, args.queries)
-    out["alone"] = summary(calls, wall)
+    calls, wall, cpu = await run_clients(url, queries, args.clients, args.queries, args.unique)
+    out["alone"] = with_cpu(summary(calls, wall), cpu, wall)
     async with Client(url, timeout=120) as client:
         job = await call(
             client,
@@ -174,9 +201,9 @@ async def side_phases(
         )
         first = await wait_job(client, job["job_id"], "embedding", 900)
         out["load_before_searches"] = os.getloadavg()
-        calls, wall = await run_clients(url, queries, args.clients, args.queries)
+        calls, wall, cpu = await run_clients(url, queries, args.clients, args.queries, args.unique)
         last = await call(client, "get_indexing_status", {"job_id": job["job_id"]})
-        out["under_indexing"] = summary(calls, wall)
+        out["under_indexing"] = with_cpu(summary(calls, wall), cpu, wall)
         embedded = (last.get("chunks_embedded") or 0) - (first.get("chunks_embedded") or 0)
         out["under_indexing"]["job_chunks_embedded_meanwhile"] = embedded
         out["under_indexing"]["job_chunks_per_s"] = round(embedded / wall, 2) if wall else None
@@ -207,13 +234,58 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def eval_queries(searched: str, unique: bool) -> list[str]:
+    files = (
+        sorted((REPO / "eval" / "queries").glob("*.json"))
+        if unique
+        else [REPO / "eval" / "queries" / f"{searched}.json"]
+    )
+    texts = [q["query"] for f in files for q in json.loads(f.read_text())["queries"]]
+    return list(dict.fromkeys(texts))
+
+
+def run_side(
+    server_url: str,
+    name: str,
+    tree: Path,
+    extra: dict[str, str],
+    roots: tuple[Path, Path],
+    queries: list[str],
+    work: Path,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """One side, in a database of its own: index the searched repository, then the
+    phases (see the module's docstring)."""
+    from codebase_mcp.migrate import upgrade_head
+
+    dsn = database_dsn(server_url, f"searchload_{name}")
+    asyncio.run(upgrade_head(dsn, script_location=tree / "migrations"))
+    embedder_env = {k: v for k, v in extra.items() if k.startswith("EMBEDDER_")}
+    server_env = {k: v for k, v in extra.items() if not k.startswith("EMBEDDER_")}
+    out: dict[str, Any] = {"tree": str(tree), "env": extra}
+    with (
+        embedder(tree / "src", embedder_env) as emb,
+        mcp_server(
+            {**serve_env(dsn, emb, server_env), "PYTHONPATH": str(tree / "src")},
+            work / f"{name}.log",
+        ) as url,
+    ):
+        out["searched"] = asyncio.run(index_searched(url, roots[0]))
+        out.update(asyncio.run(side_phases(url, roots[1], name, queries, args)))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", help="server URL without a database; default: container")
-    parser.add_argument("--before-src", type=Path, help="src/ of the embedder before the lanes")
-    parser.add_argument("--before-commit", default="eddd6cd", help="used without --before-src")
+    parser.add_argument("--before-tree", type=Path, help="a checkout (src/, migrations/) before")
+    parser.add_argument("--before-commit", default="6e9836d", help="used without --before-tree")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--queries", type=int, default=25, help="searches per client")
+    parser.add_argument(
+        "--unique", action="store_true",
+        help="every search a different text (all eval sets): no query vector can be reused",
+    )  # fmt: skip
     parser.add_argument("--searched", default="click", help="eval repository searched")
     parser.add_argument("--background", default="scrapy", help="eval repository indexed meanwhile")
     parser.add_argument(
@@ -235,14 +307,14 @@ def main() -> int:
     pins = load_pins(REPO / "eval" / "repos.toml")
     (searched,) = select(pins, [args.searched], None)
     (background,) = select(pins, [args.background], None)
-    searched_root, background_root = checkout(searched), checkout(background)
-    queries = [
-        q["query"]
-        for q in json.loads((REPO / "eval" / "queries" / f"{args.searched}.json").read_text())[
-            "queries"
-        ]
-    ]
-    after_env = parse_env(args.after_env)
+    roots = (checkout(searched), checkout(background))
+    queries = eval_queries(args.searched, args.unique)
+    if args.unique and len(queries) < args.clients * args.queries:
+        raise SystemExit(
+            f"--unique: {args.clients} clients x {args.queries} searches need "
+            f"{args.clients * args.queries} different queries; the eval sets hold "
+            f"{len(queries)}. Lower --queries or --clients."
+        )
     report: dict[str, Any] = {
         "benchmark": "bench/bench_search_load.py",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -250,51 +322,39 @@ def main() -> int:
         f"(codebase-mcp serve, real Postgres, real embedder serve all-MiniLM-L6-v2) on "
         f"{searched.name} {searched.version}, while a job indexes {background.name} "
         f"{background.version}",
+        "queries": (
+            f"{len(queries)} different texts, each once per phase (--unique)"
+            if args.unique
+            else f"the {len(queries)} of eval/queries/{args.searched}.json, repeated"
+        ),
         "goal": "p95 < 300 ms, 0 errors with 16 clients",
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "load_at_start": os.getloadavg(),
-        "after_env": after_env,
     }
     with tempfile.TemporaryDirectory(prefix="searchload-") as tmp:
         work = Path(tmp)
-        before_src = args.before_src or archive_src(args.before_commit, work / "before")
-        report["before"] = {"embedder_src": f"{before_src} ({args.before_commit})"}
-        report["after"] = {"embedder_src": "this checkout"}
+        before = args.before_tree or archive_tree(args.before_commit, work / "before")
+        sides: list[tuple[str, Path, dict[str, str]]] = [
+            (name, before if name == "before" else REPO,
+             parse_env(args.after_env) if name == "after" else {})
+            for name in args.sides.split(",")
+        ]  # fmt: skip
+        for variant in args.variant:
+            name, _, pairs = variant.partition(":")
+            sides.append((name, REPO, parse_env(pairs.split(",") if pairs else [])))
         with postgres(args.database_url, "searchload") as server:
-            from codebase_mcp.migrate import upgrade_head
-
-            dsn = database_dsn(server, "searchload_bench")
-            asyncio.run(upgrade_head(dsn))
-            with (
-                embedder(REPO / "src") as emb,
-                mcp_server(serve_env(dsn, emb, {}), work / "index.log") as url,
-            ):
-                report["searched"] = asyncio.run(index_searched(url, searched_root))
-            print("indexed", json.dumps(report["searched"]), file=sys.stderr, flush=True)
-            sides: list[tuple[str, Path, dict[str, str]]] = [
-                (name, before_src if name == "before" else REPO / "src",
-                 after_env if name == "after" else {})
-                for name in args.sides.split(",")
-            ]  # fmt: skip
-            for variant in args.variant:
-                name, _, pairs = variant.partition(":")
-                sides.append((name, REPO / "src", parse_env(pairs.split(",") if pairs else [])))
-                report[name] = {"embedder_src": "this checkout", "env": sides[-1][2]}
-            for name, src, extra in sides:
-                embedder_env = {k: v for k, v in extra.items() if k.startswith("EMBEDDER_")}
-                server_env = {k: v for k, v in extra.items() if not k.startswith("EMBEDDER_")}
-                with (
-                    embedder(src, embedder_env) as emb,
-                    mcp_server(serve_env(dsn, emb, server_env), work / f"{name}.log") as url,
-                ):
-                    report[name].update(
-                        asyncio.run(side_phases(url, background_root, name, queries, args))
-                    )
+            for name, tree, extra in sides:
+                report[name] = run_side(server, name, tree, extra, roots, queries, work, args)
+                if name == "before" and not args.before_tree:
+                    report[name]["tree"] = f"git archive {args.before_commit}"
                 print(name, json.dumps(report[name]), file=sys.stderr, flush=True)
     report["summary"] = {
         name: {
-            k: report[name]["under_indexing"][k]
-            for k in ("p50_ms", "p95_ms", "max_ms", "errors", "searches_per_s", "lexical_fallback")
+            phase: {
+                k: report[name][phase][k]
+                for k in ("p50_ms", "p95_ms", "errors", "searches_per_s", "cpu_ms_per_search")
+            }
+            for phase in ("alone", "under_indexing")
         }
         for name, _, _ in sides
     }

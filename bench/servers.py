@@ -3,7 +3,7 @@
 - :func:`free_port`: a free loopback port;
 - :func:`start_embedder` / :func:`stop_embedder` / :func:`embedder`: a real
   ``embedder serve`` from the code under a ``src`` directory (this checkout's, or an
-  older one's via ``git archive``: :func:`archive_src`);
+  older one's via ``git archive``: :func:`archive_tree`);
 - :func:`postgres`: a server URL (given, or a throwaway container of the project's
   postgres image named ``PREFIX-pg-*``) and :func:`create_database`;
 - :func:`mcp_server`: ``codebase-mcp serve --transport http`` as a real process
@@ -43,14 +43,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def archive_src(commit: str, dest: Path) -> Path:
-    """``src/`` of ``commit`` of this repository, unpacked under ``dest``: its path."""
+def archive_tree(commit: str, dest: Path, parts: tuple[str, ...] = ("src", "migrations")) -> Path:
+    """``parts`` of ``commit`` of this repository, unpacked in ``dest``: ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", commit, "src"], check=True, capture_output=True
+        ["git", "-C", str(REPO), "archive", commit, *parts], check=True, capture_output=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    return dest / "src"
+    return dest
 
 
 def start_embedder(
