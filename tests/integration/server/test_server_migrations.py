@@ -182,3 +182,59 @@ def test_0003_keeps_old_projects_and_builds_their_lexical_index_later(pg_dsn: st
     command.downgrade(cfg, "0002")
     storage, _, text = asyncio.run(tsv_layout(pg_dsn))
     assert storage == "mm" and "wordaaxyz" in text  # tsv is back, computed from search_text
+
+
+async def vector_layout(dsn: str) -> tuple[list[str], list[bool], list[str]]:
+    """(chunks' reloptions, per row in id order whether its vector is out of line,
+    the vectors' text)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        options = await conn.fetchval(
+            "SELECT reloptions FROM pg_class WHERE oid = 'chunks'::regclass"
+        )
+        rows = await conn.fetch(
+            "SELECT pg_column_toast_chunk_id(embedding) IS NOT NULL AS external, "
+            "embedding::text AS text FROM chunks ORDER BY id"
+        )
+    finally:
+        await conn.close()
+    return list(options or []), [bool(r["external"]) for r in rows], [r["text"] for r in rows]
+
+
+async def copy_first_chunk(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO chunks (project_id, file_id, path, rel_path, extension, start_line, "
+            "end_line, content, search_text, embedding_dim, embedding) "
+            "SELECT project_id, file_id, path, rel_path, extension, start_line, end_line, "
+            "content, search_text, embedding_dim, embedding FROM chunks ORDER BY id LIMIT 1"
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("rewrite", [True, False], ids=["small-table", "big-table"])
+def test_0012_keeps_the_vector_in_the_row(pg_dsn: str, rewrite: bool) -> None:
+    """A chunk of ordinary size (a 384-dimension vector, 1.2 kB of code) had its
+    vector moved to TOAST; from 0012 on it stays in the row."""
+    from alembic import command
+
+    cfg = alembic_config(pg_dsn, **({} if rewrite else {"chunks_rewrite_max_rows": 0}))
+    command.upgrade(cfg, "0011_job_shards")
+    asyncio.run(insert_big_chunk(pg_dsn))
+    options, external, vectors = asyncio.run(vector_layout(pg_dsn))
+    assert (options, external) == ([], [True])
+
+    command.upgrade(cfg, "0012_embedding_inline")
+    options, external, vectors_after = asyncio.run(vector_layout(pg_dsn))
+    assert options == ["toast_tuple_target=8160"]
+    assert vectors_after == vectors  # the data is unchanged
+    # The existing row: rewritten into the row when the table is small, else as it was.
+    assert external == [not rewrite]
+    asyncio.run(copy_first_chunk(pg_dsn))
+    assert asyncio.run(vector_layout(pg_dsn))[1] == [not rewrite, False]  # new rows: inline
+
+    command.downgrade(cfg, "0011_job_shards")
+    options, _, vectors_down = asyncio.run(vector_layout(pg_dsn))
+    assert options == [] and vectors_down == vectors * 2
