@@ -278,15 +278,25 @@ class Chunker:
 
 def identifier_words(text: str) -> str:
     """Identifiers and their parts (snake_case, camelCase) for full-text search."""
-    words: dict[str, None] = {}
-    for ident in _IDENTIFIER.findall(text):
-        lower = ident.lower()
-        words[lower] = None
-        parts = [p for segment in ident.split("_") for p in _CAMEL.findall(segment)]
-        if len(parts) > 1:
-            for part in parts:
-                words[part.lower()] = None
-    return " ".join(words)
+    return " ".join(identifier_word_list(text))
+
+
+def identifier_word_list(text: str) -> list[str]:
+    """The words of :func:`identifier_words`, in their order, each once."""
+    return list(
+        dict.fromkeys(w for ident in _IDENTIFIER.findall(text) for w in _ident_words(ident))
+    )
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _ident_words(ident: str) -> tuple[str, ...]:
+    """One identifier lower-cased, then its parts if it has several. Cached: the
+    lines of a search's hits repeat identifiers, and splitting them was most of
+    the server's own CPU per search (bench/results/search-load-cpu.json)."""
+    parts = [p for segment in ident.split("_") for p in _CAMEL.findall(segment)]
+    if len(parts) > 1:
+        return (ident.lower(), *(part.lower() for part in parts))
+    return (ident.lower(),)
 
 
 # Words that say nothing about what code does (syntax, the receiver) and are in

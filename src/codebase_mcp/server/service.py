@@ -11,6 +11,7 @@ the unit tests exercise without a server.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import re
@@ -27,7 +28,7 @@ import asyncpg
 
 from codebase_mcp.errors import CodebaseMcpError, InvalidToolInput, NotFound
 from codebase_mcp.server import db, watchstore
-from codebase_mcp.server.chunker import identifier_words
+from codebase_mcp.server.chunker import identifier_word_list, identifier_words
 from codebase_mcp.server.gitsource import parse_remote
 from codebase_mcp.server.gitsource.urls import redact
 from codebase_mcp.server.jobs import progress_fields
@@ -413,7 +414,9 @@ async def search_code(
     filters = search_filters(file_type, directory, state.mapper)
     pool = await state.pool()
     started = time.perf_counter()
-    query_vector = await embed_query_within(state.embedder, text, settings.query_embed_timeout)
+    query_vector = await embed_query_within(
+        state.embedder, text, settings.query_embed_timeout, state.query_vectors
+    )
     embedded = time.perf_counter()
     async with pool.acquire() as conn:
         found = await search(
@@ -562,6 +565,15 @@ def query_terms(query: str) -> set[str]:
     return {w for w in identifier_words(query).split() if len(w) > 1} - _STOP_WORDS
 
 
+@functools.lru_cache(maxsize=256)
+def _any_term(terms: frozenset[str]) -> re.Pattern[str] | None:
+    """One pattern finding any of ``terms`` as a substring (None: no terms): a
+    single scan of each line instead of one per term."""
+    if not terms:
+        return None
+    return re.compile("|".join(re.escape(t) for t in sorted(terms, key=lambda t: (-len(t), t))))
+
+
 def snippet(lines: dict[int, str], terms: set[str]) -> str:
     """The lines of a hit an agent needs to judge it: its first line (usually the
     definition) and the window of lines with the most query words, dedented, each
@@ -571,16 +583,15 @@ def snippet(lines: dict[int, str], terms: set[str]) -> str:
     if not numbered:
         return ""
 
+    anywhere = _any_term(frozenset(terms))
+
     def hits_in(line: str) -> int:
         # identifier_words gives lower-cased substrings of the line: a line in which
         # no term occurs as a substring has none of them (most lines; splitting every
         # line cost ~9 ms of the event loop per search, bench/results/search-load.json).
-        if not terms:
+        if anywhere is None or anywhere.search(line.lower()) is None:
             return 0
-        lower = line.lower()
-        if not any(term in lower for term in terms):
-            return 0
-        return len(terms & set(identifier_words(line).split()))
+        return len(terms.intersection(identifier_word_list(line)))
 
     scores = [hits_in(line) for _, line in numbered]
     width = min(SNIPPET_WINDOW, len(numbered))

@@ -147,3 +147,30 @@ def test_cached_identifiers_give_the_same_lexical_words_on_real_code() -> None:
         text = path.read_text()
         assert lexical_words(text) == _reference_lexical_words(text), path
         assert lexical_words(text) == _reference_lexical_words(text), path  # cached path
+
+
+def _reference_identifier_words(text: str) -> str:
+    """identifier_words as it was before identifiers were cached (queries and snippets
+    must not move)."""
+    from codebase_mcp.server.chunker import _CAMEL, _IDENTIFIER
+
+    words: dict[str, None] = {}
+    for ident in _IDENTIFIER.findall(text):
+        words[ident.lower()] = None
+        parts = [p for segment in ident.split("_") for p in _CAMEL.findall(segment)]
+        if len(parts) > 1:
+            for part in parts:
+                words[part.lower()] = None
+    return " ".join(words)
+
+
+def test_cached_identifier_words_are_the_same_on_real_code() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "src"
+    files = sorted(root.rglob("*.py"))
+    assert len(files) > 50
+    for path in files:
+        text = path.read_text()
+        for piece in (text, *text.splitlines()[:200]):
+            assert identifier_words(piece) == _reference_identifier_words(piece), path
