@@ -154,6 +154,11 @@ class ServerSettings(BaseSettings):
     query_embed_timeout: float = Field(
         default=2.0, ge=0.0, description="seconds; past it a search answers lexically (0: wait)"
     )
+    # Query vectors kept in memory (LRU): a text searched again is not embedded
+    # again. 0: none.
+    query_cache_size: int = Field(
+        default=1024, ge=0, le=1_000_000, description="query vectors kept (LRU); 0: none"
+    )
     ef_search: int = Field(default=100, ge=10, le=1000)
     # Time the full-text half of hybrid search may take; past it, vector-only (0: no limit).
     text_search_budget_ms: int = Field(default=40, ge=0)

@@ -22,6 +22,8 @@ import asyncio
 import math
 import re
 import time
+from array import array
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -304,11 +306,50 @@ class QueryVector:
     ms: float = 0.0
 
 
-async def embed_query_within(embedder: Embedder, text: str, timeout: float) -> QueryVector:
+class QueryVectors:
+    """The vectors of the last ``size`` query texts (least recently used out).
+
+    An agent asks the same thing again (a retry, a sub-agent, the same question
+    after an edit); the query's vector is the costliest part of a search on a
+    small machine (~12 core-ms of the embedder's CPU, bench/results/
+    search-load-cpu.json), and the same text under the same model always gives
+    the same vector. Kept per process, as float64 arrays (3 kB per 384-dimension
+    vector); ``size`` 0 keeps none.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._vectors: OrderedDict[tuple[str, str], array[float]] = OrderedDict()
+
+    def get(self, model: str, text: str) -> list[float] | None:
+        key = (model, text)
+        found = self._vectors.get(key)
+        if found is None:
+            return None
+        self._vectors.move_to_end(key)
+        return found.tolist()
+
+    def put(self, model: str, text: str, vector: Sequence[float]) -> None:
+        if self.size <= 0:
+            return
+        self._vectors[(model, text)] = array("d", vector)
+        self._vectors.move_to_end((model, text))
+        while len(self._vectors) > self.size:
+            self._vectors.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+
+async def embed_query_within(
+    embedder: Embedder, text: str, timeout: float, cache: QueryVectors | None = None
+) -> QueryVector:
     """Embed the query, giving up after ``timeout`` seconds (0: wait as long as it
     takes) or when the embedder fails: the search then answers from the lexical
-    index and says why."""
+    index and says why. A text in ``cache`` is not embedded again."""
     started = time.perf_counter()
+    if cache is not None and (known := cache.get(embedder.model, text)) is not None:
+        return QueryVector(known, ms=round((time.perf_counter() - started) * 1000, 2))
     try:
         if timeout > 0:
             vector = await asyncio.wait_for(embedder.embed_query(text), timeout)
@@ -325,6 +366,8 @@ async def embed_query_within(embedder: Embedder, text: str, timeout: float) -> Q
         return QueryVector(
             None, "embedder_error", exc.message, round((time.perf_counter() - started) * 1000, 2)
         )
+    if cache is not None:
+        cache.put(embedder.model, text, vector)
     return QueryVector(vector, ms=round((time.perf_counter() - started) * 1000, 2))
 
 

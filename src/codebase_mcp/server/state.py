@@ -18,7 +18,7 @@ from codebase_mcp.server.embeddings import Embedder, embedder_from_settings
 from codebase_mcp.server.gitsource import GitSources
 from codebase_mcp.server.jobs import Worker
 from codebase_mcp.server.paths import PathMapper
-from codebase_mcp.server.search import TermStatsCache
+from codebase_mcp.server.search import QueryVectors, TermStatsCache
 from codebase_mcp.server.watch import WatchManager
 from codebase_mcp.settings import DatabaseSettings, EmbedderSettings
 
@@ -38,6 +38,7 @@ class ServerState:
         self.mapper = PathMapper(settings.root_mappings())
         self.git = GitSources(settings.git_config())  # repo_url + ref (no I/O until used)
         self.term_stats = TermStatsCache()
+        self.query_vectors = QueryVectors(settings.query_cache_size)
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self.workers: list[Worker] = []

@@ -213,3 +213,41 @@ async def test_text_search_without_words_asks_nothing() -> None:
         10,
     )
     assert (result.hits, result.status) == ([], "no_words")
+
+
+async def test_a_query_searched_again_is_not_embedded_again() -> None:
+    from codebase_mcp.server.search import QueryVectors
+
+    class Counting:
+        model = "m"
+
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        async def embed_documents(self, texts: Any) -> list[list[float]]:
+            raise AssertionError
+
+        async def embed_query(self, text: str) -> list[float]:
+            self.calls.append(text)
+            return [float(len(text)), 0.5]
+
+    embedder = Counting()
+    cache = QueryVectors(2)
+    first = await embed_query_within(embedder, "abc", 2.0, cache)
+    again = await embed_query_within(embedder, "abc", 2.0, cache)
+    assert first.vector == again.vector == [3.0, 0.5]
+    assert embedder.calls == ["abc"]
+    # Least recently used out: "abc" was used last, so "de" goes when "fgh" comes.
+    await embed_query_within(embedder, "de", 2.0, cache)
+    await embed_query_within(embedder, "abc", 2.0, cache)
+    await embed_query_within(embedder, "fgh", 2.0, cache)
+    assert len(cache) == 2
+    await embed_query_within(embedder, "abc", 2.0, cache)
+    await embed_query_within(embedder, "de", 2.0, cache)
+    assert embedder.calls == ["abc", "de", "fgh", "de"]
+    # Another model's vector is another entry; size 0 keeps nothing.
+    assert cache.get("other", "abc") is None
+    none = QueryVectors(0)
+    await embed_query_within(embedder, "abc", 2.0, none)
+    await embed_query_within(embedder, "abc", 2.0, none)
+    assert len(none) == 0 and embedder.calls[-2:] == ["abc", "abc"]
