@@ -19,14 +19,16 @@ checkout with other settings. Per side, in a database of its own (migrated by th
 side's migrations), with that side's embedder and server:
 
 1. The ``--searched`` repository of eval/repos.toml is indexed (project ``load``)
-   until completed.
+   until completed, then the database is vacuumed and analysed (so autovacuum does
+   not land in a phase of one side only).
 2. ``--clients`` sessions each run ``--queries`` ``search_code`` calls one after
    the other with no job running ("alone": the floor on this machine), then again
    while a second job indexes ``--background`` (project ``bg-SIDE``, embedding
    cache off so it really embeds). Queries: those of eval/queries/SEARCHED.json,
    each client starting at its own offset (so texts repeat across clients), or with
-   ``--unique`` the queries of every eval set, each text searched once per phase
-   (nothing a cache of query vectors could reuse).
+   ``--unique`` the queries of every eval set, each text searched once in the run
+   (nothing a cache of query vectors could reuse; both phases need 2 x clients x
+   queries different texts).
    Recorded: latency p50/p95/max, errors, searches/s, lexical fallbacks, the
    server's own split (``embedding_ms``: waiting for the query's vector;
    ``search_ms``: pool and SQL; the rest: MCP and HTTP), the job's chunks embedded
@@ -191,7 +193,12 @@ async def side_phases(
     from fastmcp import Client
 
     out: dict[str, Any] = {"load_at_start": os.getloadavg()}
-    calls, wall, cpu = await run_clients(url, queries, args.clients, args.queries, args.unique)
+    # --unique: each phase its own texts (the second must not find the first's vectors).
+    per_phase = args.clients * args.queries
+    first, second = (
+        (queries[:per_phase], queries[per_phase:]) if args.unique else (queries, queries)
+    )
+    calls, wall, cpu = await run_clients(url, first, args.clients, args.queries, args.unique)
     out["alone"] = with_cpu(summary(calls, wall), cpu, wall)
     async with Client(url, timeout=120) as client:
         job = await call(
@@ -201,7 +208,7 @@ async def side_phases(
         )
         first = await wait_job(client, job["job_id"], "embedding", 900)
         out["load_before_searches"] = os.getloadavg()
-        calls, wall, cpu = await run_clients(url, queries, args.clients, args.queries, args.unique)
+        calls, wall, cpu = await run_clients(url, second, args.clients, args.queries, args.unique)
         last = await call(client, "get_indexing_status", {"job_id": job["job_id"]})
         out["under_indexing"] = with_cpu(summary(calls, wall), cpu, wall)
         embedded = (last.get("chunks_embedded") or 0) - (first.get("chunks_embedded") or 0)
@@ -244,6 +251,18 @@ def eval_queries(searched: str, unique: bool) -> list[str]:
     return list(dict.fromkeys(texts))
 
 
+async def settle(dsn: str) -> None:
+    """VACUUM ANALYZE after indexing: otherwise autovacuum (the vectors' update
+    left a dead row per chunk) lands in a phase of one side or the other."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("VACUUM (ANALYZE)")
+    finally:
+        await conn.close()
+
+
 def run_side(
     server_url: str,
     name: str,
@@ -271,6 +290,7 @@ def run_side(
         ) as url,
     ):
         out["searched"] = asyncio.run(index_searched(url, roots[0]))
+        asyncio.run(settle(dsn))
         out.update(asyncio.run(side_phases(url, roots[1], name, queries, args)))
     return out
 
@@ -309,10 +329,10 @@ def main() -> int:
     (background,) = select(pins, [args.background], None)
     roots = (checkout(searched), checkout(background))
     queries = eval_queries(args.searched, args.unique)
-    if args.unique and len(queries) < args.clients * args.queries:
+    if args.unique and len(queries) < 2 * args.clients * args.queries:
         raise SystemExit(
-            f"--unique: {args.clients} clients x {args.queries} searches need "
-            f"{args.clients * args.queries} different queries; the eval sets hold "
+            f"--unique: two phases of {args.clients} clients x {args.queries} searches need "
+            f"{2 * args.clients * args.queries} different queries; the eval sets hold "
             f"{len(queries)}. Lower --queries or --clients."
         )
     report: dict[str, Any] = {
@@ -323,7 +343,8 @@ def main() -> int:
         f"{searched.name} {searched.version}, while a job indexes {background.name} "
         f"{background.version}",
         "queries": (
-            f"{len(queries)} different texts, each once per phase (--unique)"
+            f"{2 * args.clients * args.queries} of {len(queries)} different texts, each "
+            "searched once in the run (--unique)"
             if args.unique
             else f"the {len(queries)} of eval/queries/{args.searched}.json, repeated"
         ),
