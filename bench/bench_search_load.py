@@ -187,8 +187,30 @@ def with_cpu(result: dict[str, Any], cpu: dict[str, float], wall: float) -> dict
     return result
 
 
+async def vectors_of(dsn: str, project_id: str) -> int:
+    """Chunks of ``project_id`` with a vector (the job's status counts them per
+    finished shard: too coarse for a phase of a few seconds)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM chunks WHERE project_id = $1 AND embedding IS NOT NULL",
+                project_id,
+            )
+        )
+    finally:
+        await conn.close()
+
+
 async def side_phases(
-    url: str, background: Path, name: str, queries: list[str], args: argparse.Namespace
+    url: str,
+    dsn: str,
+    background: Path,
+    name: str,
+    queries: list[str],
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
     from fastmcp import Client
 
@@ -206,12 +228,13 @@ async def side_phases(
             "start_indexing_background",
             {"repo_path": str(background), "project_id": f"bg-{name}"},
         )
-        first = await wait_job(client, job["job_id"], "embedding", 900)
+        await wait_job(client, job["job_id"], "embedding", 900)
+        vectors_before = await vectors_of(dsn, f"bg-{name}")
         out["load_before_searches"] = os.getloadavg()
         calls, wall, cpu = await run_clients(url, second, args.clients, args.queries, args.unique)
         last = await call(client, "get_indexing_status", {"job_id": job["job_id"]})
         out["under_indexing"] = with_cpu(summary(calls, wall), cpu, wall)
-        embedded = (last.get("chunks_embedded") or 0) - (first.get("chunks_embedded") or 0)
+        embedded = await vectors_of(dsn, f"bg-{name}") - vectors_before
         out["under_indexing"]["job_chunks_embedded_meanwhile"] = embedded
         out["under_indexing"]["job_chunks_per_s"] = round(embedded / wall, 2) if wall else None
         out["under_indexing"]["job_status_at_end"] = last["status"]
@@ -291,7 +314,7 @@ def run_side(
     ):
         out["searched"] = asyncio.run(index_searched(url, roots[0]))
         asyncio.run(settle(dsn))
-        out.update(asyncio.run(side_phases(url, roots[1], name, queries, args)))
+        out.update(asyncio.run(side_phases(url, dsn, roots[1], name, queries, args)))
     return out
 
 
