@@ -1938,15 +1938,19 @@ def postfilter_head(candidates: int) -> int:
     return max(int(candidates), 1) * POSTFILTER_FACTOR
 
 
-def bm25_postfilter_sql(dim: int | None, where: str) -> str:
-    """The filtered BM25 statement of :func:`bm25_hits` (``$11``: the head's size,
-    filters from ``$12``): exactly the candidates of the join in :func:`bm25_sql`,
-    testing the filter on candidates instead of on every posting.
+def bm25_postfilter_sql(dim: int | None, where: str, by_file_type: bool) -> str:
+    """The filtered BM25 statement of :func:`bm25_hits` (``$11``: the head's size;
+    ``by_file_type``: ``$12`` the project, ``$13`` the file type, the filters from
+    ``$13``; otherwise the filters from ``$12``): exactly the candidates of the join
+    in :func:`bm25_sql`, testing the filter on candidates instead of on every posting.
 
     ``agg``: every chunk's score over the selecting terms (their postings, no
     join). ``head``: the best ``$11`` of those, tested one by one in score order
     (a lateral lookup of the chunk) until ``$6`` pass. ``rest``: only if fewer
-    passed, the chunks after the head, tested in order the same way. Exact: a
+    passed, the chunks after the head, tested in order the same way (with a
+    file type, only those among the project's chunks of that type: a hash of
+    their ids, read from the indexes of migration 0012, so that a type few
+    chunks have costs no lookup per candidate). Exact: a
     chunk that passes outside the head ranks below every chunk of the head, so
     the head's survivors, then the rest's, in (score DESC, chunk_id) order, are
     the first ``$6`` the join would keep. Each chunk's terms are added in the
@@ -1957,6 +1961,12 @@ def bm25_postfilter_sql(dim: int | None, where: str) -> str:
         # LATERAL with LIMIT: a lookup per candidate, in the order they come,
         # which the planner can neither flatten into a join nor reorder.
         f"CROSS JOIN LATERAL (SELECT 1 FROM chunks c WHERE c.id = a.chunk_id{where} LIMIT 1) f "  # noqa: S608
+    )
+    of_type = (
+        "AND a.chunk_id IN (SELECT k.id FROM chunks k WHERE k.project_id = $12 "
+        "AND (k.extension = $13 OR k.language = $13)) "
+        if by_file_type
+        else ""
     )
     return (
         "WITH q AS (SELECT * FROM unnest($1::int[], $2::float8[]) AS q(term_id, idf)), "  # noqa: S608
@@ -1969,23 +1979,31 @@ def bm25_postfilter_sql(dim: int | None, where: str) -> str:
         # The one-time filter skips the sort of the rest when the head had enough.
         "rest AS (SELECT a.chunk_id, a.score FROM (SELECT * FROM agg "
         f"ORDER BY score DESC, chunk_id OFFSET $11) a {probe}"
-        "WHERE (SELECT count(*) FROM head) < $6 ORDER BY a.score DESC, a.chunk_id LIMIT $6), "
+        f"WHERE (SELECT count(*) FROM head) < $6 {of_type}"
+        "ORDER BY a.score DESC, a.chunk_id LIMIT $6), "
         "cand AS (SELECT * FROM (SELECT * FROM head UNION ALL SELECT * FROM rest) u "
         "ORDER BY score DESC, chunk_id LIMIT $6), " + _bm25_rescore_sql(_similarity_sql(dim, 9))
     )
 
 
-def bm25_statement(dim: int | None, filters: Filters, candidates: int) -> tuple[str, list[Any]]:
+def bm25_statement(
+    dim: int | None, filters: Filters, candidates: int, project_id: str
+) -> tuple[str, list[Any]]:
     """The statement of :func:`bm25_hits` and its parameters after ``$10``."""
-    where, fparams = filter_sql(filters, 12, alias="c.")
+    by_file_type = bool(filters.file_type)
+    project = [project_id] if by_file_type else []
+    # filter_sql numbers the file type first: $13 after the project.
+    where, fparams = filter_sql(filters, 12 + len(project), alias="c.")
     if not where:
         return bm25_sql(dim, "", False), []
-    return bm25_postfilter_sql(dim, where), [postfilter_head(candidates), *fparams]
+    sql = bm25_postfilter_sql(dim, where, by_file_type)
+    return sql, [postfilter_head(candidates), *project, *fparams]
 
 
 async def bm25_hits(
     conn: asyncpg.Connection,
     *,
+    project_id: str,
     select: Sequence[WeightedTerm],
     extra: Sequence[WeightedTerm],
     k1: float,
@@ -2000,7 +2018,7 @@ async def bm25_hits(
     """The best ``limit`` chunks by BM25: ``select`` terms choose the ``candidates``
     (their postings are read), ``extra`` terms only add to the candidates' scores.
     With ``vector`` (and its ``dim``), each hit's similarity too."""
-    sql, more = bm25_statement(dim if vector is not None else None, filters, candidates)
+    sql, more = bm25_statement(dim if vector is not None else None, filters, candidates, project_id)
     rows = await conn.fetch(
         sql,
         [t.term_id for t in select],

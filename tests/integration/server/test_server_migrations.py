@@ -182,3 +182,36 @@ def test_0003_keeps_old_projects_and_builds_their_lexical_index_later(pg_dsn: st
     command.downgrade(cfg, "0002")
     storage, _, text = asyncio.run(tsv_layout(pg_dsn))
     assert storage == "mm" and "wordaaxyz" in text  # tsv is back, computed from search_text
+
+
+def test_0012_indexes_the_chunks_file_type_keys_and_downgrades(pg_dsn: str) -> None:
+    """0012: (project_id, extension) and (project_id, language), built over the rows
+    already there; its downgrade drops them and leaves the chunks."""
+    from alembic import command
+
+    cfg = alembic_config(pg_dsn)
+    command.upgrade(cfg, "0011_job_shards")
+    asyncio.run(insert_big_chunk(pg_dsn))
+    keys = {"chunks_project_extension", "chunks_project_language"}
+    assert not keys & asyncio.run(tables(pg_dsn))
+    command.upgrade(cfg, "0012_chunk_filter_keys")
+    assert keys <= asyncio.run(tables(pg_dsn))
+
+    async def py_chunks_by_index() -> tuple[int, str]:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL enable_seqscan = off")
+                sql = "SELECT count(*) FROM chunks WHERE project_id = 'p' AND extension = 'py'"
+                plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql))
+                return int(await conn.fetchval(sql)), plan
+        finally:
+            await conn.close()
+
+    count, plan = asyncio.run(py_chunks_by_index())
+    assert count == 1 and any(key in plan for key in keys), plan
+    command.downgrade(cfg, "0011_job_shards")
+    assert not keys & asyncio.run(tables(pg_dsn))
+    assert "chunks" in asyncio.run(tables(pg_dsn))
+    command.upgrade(cfg, "head")
+    assert keys <= asyncio.run(tables(pg_dsn))

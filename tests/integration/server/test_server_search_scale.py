@@ -231,7 +231,8 @@ async def test_filtered_bm25_tests_the_best_candidates_first_and_equals_the_join
 
             async def new_hits(plan: Any, candidates: int, filters: Filters) -> list[Any]:
                 return await db.bm25_hits(
-                    conn, select=[db.WeightedTerm(t.term_id, t.idf) for t in plan.select],
+                    conn, project_id="default",
+                    select=[db.WeightedTerm(t.term_id, t.idf) for t in plan.select],
                     extra=[db.WeightedTerm(t.term_id, t.idf) for t in plan.extra], k1=1.2,
                     b=0.4, avgdl=avgdl, candidates=candidates, vector=None, dim=None,
                     filters=filters, limit=candidates,
