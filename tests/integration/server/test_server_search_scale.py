@@ -3,6 +3,8 @@
 - BM25 reads the postings of the rarest terms only and adds the common terms'
   part to the candidates they select (same score as reading everything), or
   each term's best postings (impact order) and rescores the candidates exactly;
+- a filtered BM25 search tests its filter on the best candidates first, then on
+  the rest if too few pass: the answers of joining every posting to its chunk;
 - a big first index loads without the HNSW index and builds it at the end,
   coordinated by advisory locks so nobody rebuilds it meanwhile, and a bulk
   load that dies leaves no index missing for long.
