@@ -216,6 +216,7 @@ async def text_search(
                 return TextResult(hits, "ranked", plan)
             hits = await db.bm25_hits(
                 conn,
+                project_id=project.id,
                 select=[db.WeightedTerm(t.term_id, t.idf) for t in plan.select],
                 extra=[db.WeightedTerm(t.term_id, t.idf) for t in plan.extra],
                 k1=params.k1,

@@ -215,18 +215,18 @@ async def copy_first_chunk(dsn: str) -> None:
 
 
 @pytest.mark.parametrize("rewrite", [True, False], ids=["small-table", "big-table"])
-def test_0012_keeps_the_vector_in_the_row(pg_dsn: str, rewrite: bool) -> None:
+def test_0013_keeps_the_vector_in_the_row(pg_dsn: str, rewrite: bool) -> None:
     """A chunk of ordinary size (a 384-dimension vector, 1.2 kB of code) had its
-    vector moved to TOAST; from 0012 on it stays in the row."""
+    vector moved to TOAST; from 0013 on it stays in the row."""
     from alembic import command
 
     cfg = alembic_config(pg_dsn, **({} if rewrite else {"chunks_rewrite_max_rows": 0}))
-    command.upgrade(cfg, "0011_job_shards")
+    command.upgrade(cfg, "0012_chunk_filter_keys")
     asyncio.run(insert_big_chunk(pg_dsn))
     options, external, vectors = asyncio.run(vector_layout(pg_dsn))
     assert (options, external) == ([], [True])
 
-    command.upgrade(cfg, "0012_embedding_inline")
+    command.upgrade(cfg, "0013_embedding_inline")
     options, external, vectors_after = asyncio.run(vector_layout(pg_dsn))
     assert options == ["toast_tuple_target=8160"]
     assert vectors_after == vectors  # the data is unchanged
@@ -235,6 +235,39 @@ def test_0012_keeps_the_vector_in_the_row(pg_dsn: str, rewrite: bool) -> None:
     asyncio.run(copy_first_chunk(pg_dsn))
     assert asyncio.run(vector_layout(pg_dsn))[1] == [not rewrite, False]  # new rows: inline
 
-    command.downgrade(cfg, "0011_job_shards")
+    command.downgrade(cfg, "0012_chunk_filter_keys")
     options, _, vectors_down = asyncio.run(vector_layout(pg_dsn))
     assert options == [] and vectors_down == vectors * 2
+
+
+def test_0012_indexes_the_chunks_file_type_keys_and_downgrades(pg_dsn: str) -> None:
+    """0012: (project_id, extension) and (project_id, language), built over the rows
+    already there; its downgrade drops them and leaves the chunks."""
+    from alembic import command
+
+    cfg = alembic_config(pg_dsn)
+    command.upgrade(cfg, "0011_job_shards")
+    asyncio.run(insert_big_chunk(pg_dsn))
+    keys = {"chunks_project_extension", "chunks_project_language"}
+    assert not keys & asyncio.run(tables(pg_dsn))
+    command.upgrade(cfg, "0012_chunk_filter_keys")
+    assert keys <= asyncio.run(tables(pg_dsn))
+
+    async def py_chunks_by_index() -> tuple[int, str]:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL enable_seqscan = off")
+                sql = "SELECT count(*) FROM chunks WHERE project_id = 'p' AND extension = 'py'"
+                plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + sql))
+                return int(await conn.fetchval(sql)), plan
+        finally:
+            await conn.close()
+
+    count, plan = asyncio.run(py_chunks_by_index())
+    assert count == 1 and any(key in plan for key in keys), plan
+    command.downgrade(cfg, "0011_job_shards")
+    assert not keys & asyncio.run(tables(pg_dsn))
+    assert "chunks" in asyncio.run(tables(pg_dsn))
+    command.upgrade(cfg, "head")
+    assert keys <= asyncio.run(tables(pg_dsn))

@@ -3,6 +3,8 @@
 - BM25 reads the postings of the rarest terms only and adds the common terms'
   part to the candidates they select (same score as reading everything), or
   each term's best postings (impact order) and rescores the candidates exactly;
+- a filtered BM25 search tests its filter on the best candidates first, then on
+  the rest if too few pass: the answers of joining every posting to its chunk;
 - a big first index loads without the HNSW index and builds it at the end,
   coordinated by advisory locks so nobody rebuilds it meanwhile, and a bulk
   load that dies leaves no index missing for long.
@@ -25,6 +27,8 @@ from codebase_mcp.server.jobs import Worker
 from codebase_mcp.server.search import (
     Filters,
     TermStatsCache,
+    plan_lexical,
+    query_text,
     search,
     text_search,
 )
@@ -174,6 +178,107 @@ async def test_bm25_per_term_cap_reads_each_terms_best_postings_and_scores_exact
             )  # fmt: skip
             text = "\n".join(r[0] for r in rows)
             assert "lexical_postings_impact" in text, text
+    finally:
+        await pool.close()
+
+
+def write_filter_corpus(root: Path) -> None:
+    """60 handlers, 8 more under ``sub/`` and 3 long ``.txt`` notes sharing their
+    words: the notes' length ranks them last, below every handler."""
+    write_handlers(root, 60)
+    for i in range(8):
+        (root / "sub").mkdir(exist_ok=True)
+        (root / "sub" / f"extra_{i}.py").write_text(
+            f"def shared_request_{letters(i)}(request):\n    return helper(request)\n"
+        )
+    for i in range(3):
+        filler = " ".join(f"filler{letters(i)}{letters(j)}" for j in range(60))
+        (root / f"notes_{i}.txt").write_text(f"shared helper request {filler}\n")
+
+
+async def join_hits(
+    conn: asyncpg.Connection,
+    plan: Any,
+    avgdl: float,
+    candidates: int,
+    filters: Filters,
+) -> list[tuple[int, float]]:
+    """The filtered answer as it was computed before: each posting joined to its chunk."""
+    where, params = db.filter_sql(filters, 11, alias="c.")
+    rows = await conn.fetch(
+        db.bm25_sql(None, where, True),
+        [t.term_id for t in plan.select], [t.idf for t in plan.select], 1.2, 0.4, avgdl,
+        candidates, [t.term_id for t in plan.extra], [t.idf for t in plan.extra], None,
+        candidates, *params,
+    )  # fmt: skip
+    return [(r["id"], float(r["bm25"])) for r in rows]
+
+
+async def test_filtered_bm25_tests_the_best_candidates_first_and_equals_the_join(
+    migrated_dsn: str, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    """A filtered search tests the filter on the best unfiltered candidates (the
+    head, ``POSTFILTER_FACTOR`` x candidates) and, if too few pass, on the rest in
+    order: the same hits, order and scores as joining every posting to its chunk."""
+    root = tmp_path / "repo"
+    write_filter_corpus(root)
+    pool = await db.create_pool(migrated_dsn)
+    try:
+        await index(pool, fake_embedder, root)
+        async with pool.acquire() as conn:
+            stats = await db.lexical_stats(conn, "default", query_text("shared helper request"))
+            assert stats is not None and stats.docs == 71
+            avgdl = stats.length / stats.docs
+            found = [(t.term_id, t.df) for t in stats.terms]
+
+            async def new_hits(plan: Any, candidates: int, filters: Filters) -> list[Any]:
+                return await db.bm25_hits(
+                    conn, project_id="default",
+                    select=[db.WeightedTerm(t.term_id, t.idf) for t in plan.select],
+                    extra=[db.WeightedTerm(t.term_id, t.idf) for t in plan.extra], k1=1.2,
+                    b=0.4, avgdl=avgdl, candidates=candidates, vector=None, dim=None,
+                    filters=filters, limit=candidates,
+                )  # fmt: skip
+
+            everything = plan_lexical(found, stats.docs, 0)
+            assert everything is not None
+            ranked = await new_hits(everything, 1000, Filters())
+            assert len(ranked) == 71
+            rank = {h.id: i for i, h in enumerate(ranked)}
+            assert {h.rel_path for h in ranked[-3:]} == {f"notes_{i}.txt" for i in range(3)}
+
+            filters = [
+                Filters(file_type="py"),
+                Filters(file_type="txt"),
+                Filters(file_type="text"),  # the language
+                Filters(rel_prefix="sub"),
+                Filters(file_type="py", rel_prefix="sub"),
+                Filters(file_type="go"),  # nothing passes
+            ]
+            paths = {"head": 0, "rest": 0}
+            # max_cost 0: every term selects; 65: the rarest selects, the others add.
+            for max_cost in (0, 65):
+                plan = plan_lexical(found, stats.docs, max_cost)
+                assert plan is not None and bool(plan.extra) == bool(max_cost)
+                for candidates in (1, 3, 5, 10, 100):
+                    head = db.postfilter_head(candidates)
+                    for f in filters:
+                        got = await new_hits(plan, candidates, f)
+                        want = await join_hits(conn, plan, avgdl, candidates, f)
+                        assert [h.id for h in got] == [i for i, _ in want], (f, candidates)
+                        for hit, (_, score) in zip(got, want, strict=True):
+                            assert hit.bm25 == pytest.approx(score, rel=1e-12)
+                        if max_cost or not got:
+                            continue  # ranks are those of every term selecting
+                        if max(rank[h.id] for h in got) >= head:
+                            paths["rest"] += 1  # fewer than the candidates passed in the head
+                        elif len(got) == candidates:
+                            paths["head"] += 1  # enough passed in the head
+            # Both paths were taken: e.g. "txt" with 3 candidates (a head of 30 of
+            # the 71 ranked chunks, the notes last) is answered from the rest.
+            assert paths["head"] and paths["rest"], paths
+            txt = await new_hits(everything, 3, Filters(file_type="txt"))
+            assert min(rank[h.id] for h in txt) >= db.postfilter_head(3)
     finally:
         await pool.close()
 

@@ -17,8 +17,8 @@ rewritten here (CLUSTER, as in 0002) when that is quick; a bigger table keeps
 its rows until its projects are re-indexed or an operator runs
 ``CLUSTER chunks USING chunks_pkey`` in a quiet moment.
 
-Revision ID: 0012_embedding_inline
-Revises: 0011_job_shards
+Revision ID: 0013_embedding_inline
+Revises: 0012_chunk_filter_keys
 Create Date: 2026-12-04
 """
 
@@ -30,8 +30,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import context, op
 
-revision: str = "0012_embedding_inline"
-down_revision: str | Sequence[str] | None = "0011_job_shards"
+revision: str = "0013_embedding_inline"
+down_revision: str | Sequence[str] | None = "0012_chunk_filter_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
