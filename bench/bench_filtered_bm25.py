@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_search import DIM, HashEmbedder, load, percentiles
+from bench_search import DIM, HashEmbedder, load, percentiles, query_symbols
 
 from codebase_mcp.server import db
 from codebase_mcp.server.config import ServerSettings
@@ -64,15 +64,7 @@ async def run(url: str, project: str, n_queries: int) -> dict[str, Any]:
     out: dict[str, Any] = {"project": project, "load_at_start": load(), "filters": {}}
     try:
         async with pool.acquire() as conn:
-            words = [
-                r["symbol"]
-                for r in await conn.fetch(
-                    "SELECT symbol FROM chunks WHERE project_id = 'bench10k' "
-                    "AND symbol IS NOT NULL "
-                    "ORDER BY md5(rel_path || ':' || start_line || ':' || symbol) LIMIT $1",
-                    n_queries,
-                )
-            ]
+            words = await query_symbols(conn, n_queries)
             out["chunks"] = await conn.fetchval(
                 "SELECT count(*) FROM chunks WHERE project_id = $1", project
             )

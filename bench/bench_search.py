@@ -305,6 +305,20 @@ async def project_sizes(pool: Any) -> dict[str, int]:
     return {r["project_id"]: int(r["n"]) for r in rows}
 
 
+async def query_symbols(conn: Any, n: int) -> list[str]:
+    """``n`` symbols of the 10k set, the words of its queries. Chosen by content,
+    not id: the same queries whatever order the indexer wrote the chunks in (ids
+    differ between trees)."""
+    return [
+        r["symbol"]
+        for r in await conn.fetch(
+            "SELECT symbol FROM chunks WHERE project_id = 'bench10k' AND symbol IS NOT NULL "
+            "ORDER BY md5(rel_path || ':' || start_line || ':' || symbol) LIMIT $1",
+            n,
+        )
+    ]
+
+
 async def run(
     database_url: str, corpus: Path, big: int, n_queries: int, reuse: bool
 ) -> dict[str, Any]:
@@ -322,17 +336,7 @@ async def run(
         else:
             build_seconds = None
         async with pool.acquire() as conn:
-            words = [
-                r["symbol"]
-                for r in await conn.fetch(
-                    "SELECT symbol FROM chunks WHERE project_id = 'bench10k' "
-                    "AND symbol IS NOT NULL "
-                    # By content, not id: the same queries whatever order the
-                    # indexer wrote the chunks in (ids differ between trees).
-                    "ORDER BY md5(rel_path || ':' || start_line || ':' || symbol) LIMIT $1",
-                    n_queries,
-                )
-            ]
+            words = await query_symbols(conn, n_queries)
         queries = [(w, f"where is {w} implemented", embedder.vector(w)) for w in words]
         result["search"] = {}
         stats = TermStatsCache()
