@@ -110,7 +110,9 @@ def start_postgres(
             wait_ready(server)
         yield server
     finally:
-        podman("rm", "-f", "-t", "0", server.container, check=False)
+        # -v: the image declares a VOLUME; its anonymous volume goes with the container
+        # (--rm alone left one behind when the removal raced the container's exit).
+        podman("rm", "-f", "-v", "-t", "0", server.container, check=False)
 
 
 @contextmanager

@@ -60,7 +60,7 @@ def late_postgres(tmp_path: Path) -> Iterator[tuple[int, str, Path]]:
     finally:
         # Retried: podman 4.3 here sometimes fails once with "shm: device or resource busy".
         for _ in range(3):
-            podman("rm", "-f", "-t", "0", name, check=False)
+            podman("rm", "-f", "-v", "-t", "0", name, check=False)  # and its anonymous volume
             if podman("container", "exists", name, check=False).returncode != 0:
                 break
             time.sleep(1)
