@@ -4,7 +4,7 @@
 
     .venv/bin/python bench/bench_search_load.py [--database-url postgresql://.../]
         [--before-commit 6e9836d | --before-tree DIR] [--clients 16] [--queries 25]
-        [--unique] [--searched click] [--background scrapy]
+        [--unique] [--rounds 1] [--searched click] [--background scrapy]
 
 Everything is real and reached as a user reaches it: Postgres (``--database-url``,
 or a throwaway container of the project's image named ``searchload-pg-*``), the
@@ -23,12 +23,15 @@ side's migrations), with that side's embedder and server:
    not land in a phase of one side only).
 2. ``--clients`` sessions each run ``--queries`` ``search_code`` calls one after
    the other with no job running ("alone": the floor on this machine), then again
-   while a second job indexes ``--background`` (project ``bg-SIDE``, embedding
+   while a second job indexes ``--background`` (project ``bg-SIDE-ROUND``, embedding
    cache off so it really embeds). Queries: those of eval/queries/SEARCHED.json,
    each client starting at its own offset (so texts repeat across clients), or with
    ``--unique`` the queries of every eval set, each text searched once in the run
    (nothing a cache of query vectors could reuse; both phases need 2 x clients x
-   queries different texts).
+   queries x rounds different texts).
+   With ``--rounds N`` the two phases run N times (a new background job each
+   time, cancelled and waited for after its phase); each round's figures are
+   recorded, and ``alone`` / ``under_indexing`` pool every round's searches.
    Recorded: latency p50/p95/max, errors, searches/s, lexical fallbacks, the
    server's own split (``embedding_ms``: waiting for the query's vector;
    ``search_ms``: pool and SQL; the rest: MCP and HTTP), the job's chunks embedded
@@ -204,6 +207,43 @@ async def vectors_of(dsn: str, project_id: str) -> int:
         await conn.close()
 
 
+def merged_cpu(parts: list[dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in parts:
+        for kind, seconds in part.items():
+            out[kind] = out.get(kind, 0.0) + seconds
+    return out
+
+
+def round_figures(result: dict[str, Any]) -> dict[str, Any]:
+    keys = ("p50_ms", "p95_ms", "max_ms", "errors", "searches_per_s", "lexical_fallback")
+    return {k: result[k] for k in keys}
+
+
+async def job_phase(
+    url: str, dsn: str, background: Path, project: str, texts: list[str], args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], float, dict[str, float], dict[str, Any]]:
+    """The clients search while a job of ``background`` (project ``project``) embeds;
+    the job is cancelled after, and waited for (so the next phase runs alone)."""
+    from fastmcp import Client
+
+    async with Client(url, timeout=120) as client:
+        job = await call(
+            client,
+            "start_indexing_background",
+            {"repo_path": str(background), "project_id": project},
+        )
+        await wait_job(client, job["job_id"], "embedding", 900)
+        vectors_before = await vectors_of(dsn, project)
+        calls, wall, cpu = await run_clients(url, texts, args.clients, args.queries, args.unique)
+        last = await call(client, "get_indexing_status", {"job_id": job["job_id"]})
+        embedded = await vectors_of(dsn, project) - vectors_before
+        await call(client, "cancel_indexing", {"job_id": job["job_id"]})
+        await wait_job(client, job["job_id"], "done", 300)
+    job_facts = {"embedded": embedded, "status_at_end": last["status"]}
+    return calls, wall, cpu, job_facts
+
+
 async def side_phases(
     url: str,
     dsn: str,
@@ -212,33 +252,47 @@ async def side_phases(
     queries: list[str],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    from fastmcp import Client
-
-    out: dict[str, Any] = {"load_at_start": os.getloadavg()}
-    # --unique: each phase its own texts (the second must not find the first's vectors).
+    """``--rounds`` times: a phase alone, then one while a job embeds. Each round is
+    recorded; ``alone`` and ``under_indexing`` pool the searches of every round."""
+    out: dict[str, Any] = {"load_at_start": os.getloadavg(), "rounds": []}
+    # --unique: each phase its own texts (no phase may find another's vectors).
     per_phase = args.clients * args.queries
-    first, second = (
-        (queries[:per_phase], queries[per_phase:]) if args.unique else (queries, queries)
-    )
-    calls, wall, cpu = await run_clients(url, first, args.clients, args.queries, args.unique)
-    out["alone"] = with_cpu(summary(calls, wall), cpu, wall)
-    async with Client(url, timeout=120) as client:
-        job = await call(
-            client,
-            "start_indexing_background",
-            {"repo_path": str(background), "project_id": f"bg-{name}"},
+    pooled: dict[str, list[Any]] = {"alone": [[], 0.0, []], "under_indexing": [[], 0.0, []]}
+    embedded, statuses = 0, []
+    for number in range(args.rounds):
+        texts = {
+            phase: (
+                queries[(2 * number + k) * per_phase : (2 * number + k + 1) * per_phase]
+                if args.unique
+                else queries
+            )
+            for k, phase in enumerate(("alone", "under_indexing"))
+        }
+        record: dict[str, Any] = {"load_before": os.getloadavg()}
+        calls, wall, cpu = await run_clients(
+            url, texts["alone"], args.clients, args.queries, args.unique
         )
-        await wait_job(client, job["job_id"], "embedding", 900)
-        vectors_before = await vectors_of(dsn, f"bg-{name}")
-        out["load_before_searches"] = os.getloadavg()
-        calls, wall, cpu = await run_clients(url, second, args.clients, args.queries, args.unique)
-        last = await call(client, "get_indexing_status", {"job_id": job["job_id"]})
-        out["under_indexing"] = with_cpu(summary(calls, wall), cpu, wall)
-        embedded = await vectors_of(dsn, f"bg-{name}") - vectors_before
-        out["under_indexing"]["job_chunks_embedded_meanwhile"] = embedded
-        out["under_indexing"]["job_chunks_per_s"] = round(embedded / wall, 2) if wall else None
-        out["under_indexing"]["job_status_at_end"] = last["status"]
-        await call(client, "cancel_indexing", {"job_id": job["job_id"]})
+        record["alone"] = round_figures(summary(calls, wall))
+        pooled["alone"][0].append(calls)
+        pooled["alone"][1] += wall
+        pooled["alone"][2].append(cpu)
+        calls, wall, cpu, job = await job_phase(
+            url, dsn, background, f"bg-{name}-{number}", texts["under_indexing"], args
+        )
+        record["under_indexing"] = {**round_figures(summary(calls, wall)), "job": job}
+        pooled["under_indexing"][0].append(calls)
+        pooled["under_indexing"][1] += wall
+        pooled["under_indexing"][2].append(cpu)
+        embedded += job["embedded"]
+        statuses.append(job["status_at_end"])
+        out["rounds"].append(record)
+    for phase, (call_lists, wall, cpus) in pooled.items():
+        calls = [c for part in call_lists for c in part]
+        out[phase] = with_cpu(summary(calls, wall), merged_cpu(cpus), wall)
+    out["under_indexing"]["job_chunks_embedded_meanwhile"] = embedded
+    wall = pooled["under_indexing"][1]
+    out["under_indexing"]["job_chunks_per_s"] = round(embedded / wall, 2) if wall else None
+    out["under_indexing"]["job_status_at_end"] = statuses
     out["load_at_end"] = os.getloadavg()
     return out
 
@@ -329,6 +383,10 @@ def main() -> int:
         "--unique", action="store_true",
         help="every search a different text (all eval sets): no query vector can be reused",
     )  # fmt: skip
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="alone + under-indexing phase pairs per side (pooled, and each recorded)",
+    )  # fmt: skip
     parser.add_argument("--searched", default="click", help="eval repository searched")
     parser.add_argument("--background", default="scrapy", help="eval repository indexed meanwhile")
     parser.add_argument(
@@ -352,10 +410,11 @@ def main() -> int:
     (background,) = select(pins, [args.background], None)
     roots = (checkout(searched), checkout(background))
     queries = eval_queries(args.searched, args.unique)
-    if args.unique and len(queries) < 2 * args.clients * args.queries:
+    needed = 2 * args.rounds * args.clients * args.queries
+    if args.unique and len(queries) < needed:
         raise SystemExit(
-            f"--unique: two phases of {args.clients} clients x {args.queries} searches need "
-            f"{2 * args.clients * args.queries} different queries; the eval sets hold "
+            f"--unique: {2 * args.rounds} phases of {args.clients} clients x {args.queries} "
+            f"searches need {needed} different queries; the eval sets hold "
             f"{len(queries)}. Lower --queries or --clients."
         )
     report: dict[str, Any] = {
@@ -366,8 +425,7 @@ def main() -> int:
         f"{searched.name} {searched.version}, while a job indexes {background.name} "
         f"{background.version}",
         "queries": (
-            f"{2 * args.clients * args.queries} of {len(queries)} different texts, each "
-            "searched once in the run (--unique)"
+            f"{needed} of {len(queries)} different texts, each searched once in the run (--unique)"
             if args.unique
             else f"the {len(queries)} of eval/queries/{args.searched}.json, repeated"
         ),
