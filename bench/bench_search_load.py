@@ -51,6 +51,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -207,12 +208,22 @@ async def vectors_of(dsn: str, project_id: str) -> int:
         await conn.close()
 
 
-def merged_cpu(parts: list[dict[str, float]]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for part in parts:
-        for kind, seconds in part.items():
-            out[kind] = out.get(kind, 0.0) + seconds
-    return out
+@dataclass
+class Pooled:
+    """One phase's searches over every round: the calls, the wall time and the cores."""
+
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    wall: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    def add(self, calls: list[dict[str, Any]], wall: float, cpu: dict[str, float]) -> None:
+        self.calls.extend(calls)
+        self.wall += wall
+        for kind, seconds in cpu.items():
+            self.cpu[kind] = self.cpu.get(kind, 0.0) + seconds
+
+    def result(self) -> dict[str, Any]:
+        return with_cpu(summary(self.calls, self.wall), self.cpu, self.wall)
 
 
 def round_figures(result: dict[str, Any]) -> dict[str, Any]:
@@ -257,7 +268,7 @@ async def side_phases(
     out: dict[str, Any] = {"load_at_start": os.getloadavg(), "rounds": []}
     # --unique: each phase its own texts (no phase may find another's vectors).
     per_phase = args.clients * args.queries
-    pooled: dict[str, list[Any]] = {"alone": [[], 0.0, []], "under_indexing": [[], 0.0, []]}
+    pooled = {"alone": Pooled(), "under_indexing": Pooled()}
     embedded, statuses = 0, []
     for number in range(args.rounds):
         texts = {
@@ -273,24 +284,19 @@ async def side_phases(
             url, texts["alone"], args.clients, args.queries, args.unique
         )
         record["alone"] = round_figures(summary(calls, wall))
-        pooled["alone"][0].append(calls)
-        pooled["alone"][1] += wall
-        pooled["alone"][2].append(cpu)
+        pooled["alone"].add(calls, wall, cpu)
         calls, wall, cpu, job = await job_phase(
             url, dsn, background, f"bg-{name}-{number}", texts["under_indexing"], args
         )
         record["under_indexing"] = {**round_figures(summary(calls, wall)), "job": job}
-        pooled["under_indexing"][0].append(calls)
-        pooled["under_indexing"][1] += wall
-        pooled["under_indexing"][2].append(cpu)
+        pooled["under_indexing"].add(calls, wall, cpu)
         embedded += job["embedded"]
         statuses.append(job["status_at_end"])
         out["rounds"].append(record)
-    for phase, (call_lists, wall, cpus) in pooled.items():
-        calls = [c for part in call_lists for c in part]
-        out[phase] = with_cpu(summary(calls, wall), merged_cpu(cpus), wall)
+    for phase, pool in pooled.items():
+        out[phase] = pool.result()
     out["under_indexing"]["job_chunks_embedded_meanwhile"] = embedded
-    wall = pooled["under_indexing"][1]
+    wall = pooled["under_indexing"].wall
     out["under_indexing"]["job_chunks_per_s"] = round(embedded / wall, 2) if wall else None
     out["under_indexing"]["job_status_at_end"] = statuses
     out["load_at_end"] = os.getloadavg()
